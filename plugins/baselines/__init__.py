@@ -1,0 +1,1 @@
+"""tokcompress_baselines plugin (being written)."""

@@ -1,0 +1,1 @@
+"""tokcompress_d2pruner plugin (being written)."""

@@ -1,0 +1,7 @@
+"""Scorer interface and the generic built-in scorers."""
+
+from .attention import AttentionScorer
+from .base import Scorer
+from .norm import FeatureNormScorer, KeyNormScorer
+
+__all__ = ["Scorer", "AttentionScorer", "KeyNormScorer", "FeatureNormScorer"]

@@ -1,0 +1,7 @@
+"""Selector interface and the generic built-in selectors."""
+
+from .base import Selector, rank_descending
+from .controls import RandomSelector, UniformSelector
+from .topk import TopKSelector
+
+__all__ = ["Selector", "rank_descending", "TopKSelector", "RandomSelector", "UniformSelector"]

@@ -1,0 +1,181 @@
+"""`VisualTokens`: the batch a pruner sees, checked once at construction.
+
+Every tensor is batch-first. Optional probes (attention, keys, text-side tensors) are present only
+when the placement can supply them; stages declare which they need and the pipeline refuses a
+call that lacks one with a message naming the stage and the missing field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Sequence
+
+import torch
+
+from .errors import InputError
+from .layout import Layout
+
+__all__ = ["VisualTokens"]
+
+# Optional per-visual-token fields: name -> (trailing dims after [B, N], description).
+TOKEN_FIELDS = {
+    "attention": (0, "attention received from the query token, head-averaged [B, N]"),
+    "keys": (1, "key vectors of the visual tokens [B, N, Dk]"),
+    "image_embeds": (1, "visual tokens in a joint image-text space, e.g. CLIP [B, N, C]"),
+}
+# Optional text-side fields: name -> (trailing dims after [B, T], description).
+TEXT_FIELDS = {
+    "text_keys": (1, "key vectors of the text tokens after the image [B, T, Dk]"),
+    "text_embeds": (1, "text embeddings in the joint image-text space [B, T, C]"),
+}
+
+
+@dataclass(frozen=True)
+class VisualTokens:
+    """Visual tokens of a batch and the probes stages may use.
+
+    features:     [B, N, D] float. Hidden states (in-LLM), projector outputs (pre-LLM) or vision features.
+    attention:    [B, N] attention each token receives from the query (last prompt token, or CLS).
+    keys:         [B, N, Dk] key vectors.
+    image_embeds: [B, N, C] image tokens in a joint image-text space (text-conditioned scorers).
+    text_keys:    [B, T, Dk] keys of text tokens; text_embeds: [B, T, C] text embeddings.
+    text_mask:    [B, T] bool, True where a text token is real (ragged text).
+    mask:         [B, N] bool, True where a visual token is real (ragged batches pad at the end or anywhere).
+    layout:       one `Layout` for every row, or one per row; its token count must equal the row's
+                  valid-token count. None means "no spatial information".
+    """
+
+    features: torch.Tensor
+    attention: torch.Tensor | None = None
+    keys: torch.Tensor | None = None
+    image_embeds: torch.Tensor | None = None
+    text_keys: torch.Tensor | None = None
+    text_embeds: torch.Tensor | None = None
+    text_mask: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+    layout: Layout | Sequence[Layout] | None = None
+    _layouts: tuple[Layout, ...] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        f = self.features
+        if not isinstance(f, torch.Tensor):
+            raise InputError(f"VisualTokens.features must be a torch.Tensor, got {type(f).__name__}")
+        if f.dim() != 3:
+            raise InputError(f"VisualTokens.features must be [B, N, D], got shape {tuple(f.shape)}")
+        if not f.is_floating_point():
+            raise InputError(f"VisualTokens.features must be floating point, got {f.dtype}")
+        B, N, _ = f.shape
+        if B == 0 or N == 0:
+            raise InputError(f"VisualTokens.features must have B >= 1 and N >= 1, got shape {tuple(f.shape)}")
+        if self.mask is not None:
+            self._check_mask("mask", (B, N))
+            if not bool(self.mask.any(dim=1).all()):
+                empty = (~self.mask.any(dim=1)).nonzero().flatten().tolist()
+                raise InputError(f"VisualTokens.mask: rows {empty} have no valid token")
+        for name, (extra, desc) in TOKEN_FIELDS.items():
+            self._check(name, (B, N), extra, desc)
+        T = None
+        for name, (extra, desc) in TEXT_FIELDS.items():
+            t = getattr(self, name)
+            if t is not None:
+                T = t.shape[1] if t.dim() >= 2 else T
+                self._check(name, (B, T), extra, desc)
+        if self.text_mask is not None:
+            if T is None:
+                raise InputError("VisualTokens.text_mask given without text_keys or text_embeds")
+            self._check_mask("text_mask", (B, T))
+        self._check_finite("features", f)
+        object.__setattr__(self, "_layouts", self._resolve_layouts())
+
+    # -- validation helpers -------------------------------------------------------------
+    def _check(self, name: str, lead: tuple[int, int], extra: int, desc: str) -> None:
+        t = getattr(self, name)
+        if t is None:
+            return
+        if not isinstance(t, torch.Tensor):
+            raise InputError(f"VisualTokens.{name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.dim() != 2 + extra or tuple(t.shape[:2]) != lead:
+            want = f"[{lead[0]}, {lead[1]}{', ...' if extra else ''}]"
+            raise InputError(
+                f"VisualTokens.{name} has shape {tuple(t.shape)}; expected {want} ({desc})"
+            )
+        if not t.is_floating_point():
+            raise InputError(f"VisualTokens.{name} must be floating point, got {t.dtype}")
+        if t.device != self.features.device:
+            raise InputError(
+                f"VisualTokens.{name} is on {t.device} but features are on {self.features.device}"
+            )
+        self._check_finite(name, t)
+
+    def _check_mask(self, name: str, shape: tuple[int, int]) -> None:
+        m = getattr(self, name)
+        if not isinstance(m, torch.Tensor) or m.dtype != torch.bool or tuple(m.shape) != shape:
+            got = f"{tuple(m.shape)} {m.dtype}" if isinstance(m, torch.Tensor) else type(m).__name__
+            raise InputError(f"VisualTokens.{name} must be a bool tensor of shape {list(shape)}, got {got}")
+        if m.device != self.features.device:
+            raise InputError(f"VisualTokens.{name} is on {m.device} but features are on {self.features.device}")
+
+    def _check_finite(self, name: str, t: torch.Tensor) -> None:
+        bad = ~torch.isfinite(t)
+        if self.mask is not None and (name == "features" or name in TOKEN_FIELDS):
+            bad = bad & self.mask.view(*self.mask.shape, *([1] * (t.dim() - 2)))
+        if bool(bad.any()):
+            where = bad.nonzero()[0].tolist()
+            raise InputError(f"VisualTokens.{name} has non-finite values (NaN/inf), first at index {where}")
+
+    def _resolve_layouts(self) -> tuple[Layout, ...] | None:
+        if self.layout is None:
+            return None
+        layouts = (self.layout,) * self.batch_size if isinstance(self.layout, Layout) else tuple(self.layout)
+        if len(layouts) != self.batch_size:
+            raise InputError(f"VisualTokens.layout has {len(layouts)} entries for a batch of {self.batch_size}")
+        counts = self.valid_counts().tolist()
+        for b, (lay, n) in enumerate(zip(layouts, counts)):
+            if not isinstance(lay, Layout):
+                raise InputError(f"VisualTokens.layout[{b}] must be a Layout, got {type(lay).__name__}")
+            if lay.num_tokens != n:
+                raise InputError(
+                    f"VisualTokens.layout[{b}] ({lay.describe()}) describes {lay.num_tokens} tokens "
+                    f"but row {b} has {n} valid tokens"
+                )
+        return layouts
+
+    # -- accessors ----------------------------------------------------------------------
+    @property
+    def batch_size(self) -> int:
+        return self.features.shape[0]
+
+    @property
+    def num_tokens(self) -> int:
+        return self.features.shape[1]
+
+    @property
+    def device(self) -> torch.device:
+        return self.features.device
+
+    def valid_mask(self) -> torch.Tensor:
+        """[B, N] bool, all True when no mask was given."""
+        if self.mask is None:
+            return torch.ones(self.features.shape[:2], dtype=torch.bool, device=self.device)
+        return self.mask
+
+    def valid_counts(self) -> torch.Tensor:
+        return self.valid_mask().sum(dim=1)
+
+    def layouts(self) -> tuple[Layout, ...] | None:
+        """One `Layout` per row (valid tokens only), or None."""
+        return self._layouts
+
+    def coords(self) -> torch.Tensor | None:
+        """LongTensor [B, N, 3] of (segment, row, col) per token; padding rows are all OFF_GRID (-1)."""
+        if self._layouts is None:
+            return None
+        out = torch.full((self.batch_size, self.num_tokens, 3), -1, dtype=torch.long)
+        valid = self.valid_mask().cpu()
+        for b, lay in enumerate(self._layouts):
+            out[b, valid[b]] = lay.coords()
+        return out.to(self.device)
+
+    def present(self) -> set[str]:
+        """Names of the optional fields this batch carries."""
+        return {f.name for f in fields(self) if not f.name.startswith("_") and getattr(self, f.name) is not None}
