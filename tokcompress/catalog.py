@@ -55,7 +55,7 @@ class Preset:
 def _hook_results(pm: PluginManager, hook: str) -> list[tuple[str, Any]]:
     """(provider, item) for each item each plugin returns, so conflicts can name both sides."""
     out = []
-    for impl in reversed(getattr(pm.hook, hook).get_hookimpls()):  # registration order
+    for impl in getattr(pm.hook, hook).get_hookimpls():  # registration order
         for item in impl.function() or ():
             out.append((pm.provider(impl.plugin_name), item))
     return out

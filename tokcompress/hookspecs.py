@@ -51,3 +51,13 @@ def tokcompress_register_profiles() -> list[Path]:
 @hookspec
 def tokcompress_register_model_adapters() -> list[type]:
     """Return model adapter classes for the transformers integration."""
+
+
+@hookspec
+def tokcompress_register_metrics() -> list[type]:
+    """Return `tokcompress.study.metrics.Metric` subclasses (ablation-study metrics)."""
+
+
+@hookspec
+def tokcompress_register_datasets() -> list[type]:
+    """Return `tokcompress.study.datasets.Dataset` subclasses (ablation-study sample sources)."""

@@ -162,6 +162,7 @@ def load_spec(source: "str | Path | Mapping[str, Any] | PrunerSpec", catalog: "C
     catalog = catalog or get_catalog()
     if isinstance(source, PrunerSpec):
         return source
+    seen: tuple[str, ...] = ()
     if isinstance(source, Mapping):
         data, origin = dict(source), "<mapping>"
     elif isinstance(source, (str, Path)):
@@ -170,11 +171,11 @@ def load_spec(source: "str | Path | Mapping[str, Any] | PrunerSpec", catalog: "C
             data, origin = _read(path), str(path)
         else:
             preset = catalog.preset(str(source))
-            data, origin = _read(preset.path), f"preset {preset.name!r} ({preset.path})"
+            data, origin, seen = _read(preset.path), f"preset {preset.name!r} ({preset.path})", (preset.name,)
             data.setdefault("name", preset.name)
     else:
         raise SpecError(f"load_spec expects a preset name, a path or a mapping, got {type(source).__name__}")
-    data = _normalise_stages(_resolve(data, origin, catalog, ()), origin, catalog)
+    data = _normalise_stages(_resolve(data, origin, catalog, seen), origin, catalog)
     model = catalog.spec_model
     try:
         return model.model_validate(data)
@@ -183,8 +184,9 @@ def load_spec(source: "str | Path | Mapping[str, Any] | PrunerSpec", catalog: "C
 
 
 def spec_hash(spec: PrunerSpec) -> str:
-    """Stable short hash of a spec's content (results databases key rows by it)."""
+    """Stable short hash of what a spec does (name and description excluded); results are keyed by it."""
     import hashlib
 
-    canonical = json.dumps(spec.to_dict(), sort_keys=True, separators=(",", ":"))
+    content = {k: v for k, v in spec.to_dict().items() if k not in ("name", "description")}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
