@@ -53,3 +53,8 @@ def test_nan_features_are_refused_but_padding_may_hold_anything():
     t = VisualTokens(f, mask=mask, layout=[Layout.grid(2), Layout.grid(1, 2)])
     assert t.valid_counts().tolist() == [4, 2]
     assert t.coords()[1].tolist() == [[0, 0, 0], [0, 0, 1], [-1, -1, -1], [-1, -1, -1]]
+
+
+def test_text_fields_must_agree_on_the_text_length():
+    with pytest.raises(InputError, match=r"text_embeds has shape \(2, 5, 2\); expected \[2, 3, \.\.\.\]"):
+        VisualTokens(feats(), text_keys=torch.randn(2, 3, 2), text_embeds=torch.randn(2, 5, 2))

@@ -6,6 +6,7 @@
 """
 
 from .errors import InputError, PluginError, SpecError, StageError, TokcompressError
+from .flops import flops
 from .layout import Grid, Layout, OffGrid
 from .pruner import Compressed, Pruner, build_pruner, resolve_budget
 from .spec import PrunerSpec, load_spec
@@ -29,4 +30,19 @@ __all__ = [
     "build_pruner",
     "load_spec",
     "resolve_budget",
+    "attach",
+    "flops",
 ]
+
+# `attach` is loaded on first use so that `import tokcompress` never imports transformers. `flops` is
+# light and imported eagerly: the function must shadow its own submodule `tokcompress.flops`.
+_LAZY = {"attach": ("tokcompress.hf.attach", "attach")}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'tokcompress' has no attribute {name!r}")

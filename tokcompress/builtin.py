@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from .graphs import CosineGraphBuilder
 from .hookspecs import hookimpl
-from .scorers import AttentionScorer, FeatureNormScorer, KeyNormScorer
-from .selectors import RandomSelector, TopKSelector, UniformSelector
+from .mergers import ContextualMerger
+from .scorers import AttentionScorer, FeatureNormScorer, KeyNormScorer, TextRelevanceScorer
+from .selectors import DPPSelector, MaxMinSelector, RandomSelector, TopKSelector, UniformSelector
 
 
 @hookimpl
 def tokcompress_register_scorers():
-    return [AttentionScorer, KeyNormScorer, FeatureNormScorer]
+    return [AttentionScorer, KeyNormScorer, FeatureNormScorer, TextRelevanceScorer]
 
 
 @hookimpl
@@ -20,4 +21,9 @@ def tokcompress_register_graph_builders():
 
 @hookimpl
 def tokcompress_register_selectors():
-    return [TopKSelector, RandomSelector, UniformSelector]
+    return [TopKSelector, RandomSelector, UniformSelector, MaxMinSelector, DPPSelector]
+
+
+@hookimpl
+def tokcompress_register_mergers():
+    return [ContextualMerger]

@@ -21,7 +21,12 @@ from .errors import TokcompressError
 from .spec import load_spec
 
 # Subcommands living in other modules: name -> (module, help). Each module defines add_arguments(parser) and run(args).
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "calibrate": ("tokcompress.study.commands.calibrate", "measure a positional-bias profile (position_prior debiaser)"),
+    "ablate": ("tokcompress.study.commands.ablate", "run an ablation suite into a results database (resumable)"),
+    "report": ("tokcompress.study.commands.report", "tables, plots and an HTML report from a results database"),
+    "generate": ("tokcompress.hf.cli_generate", "generate with a VLM, pruned and unpruned: kept tokens, FLOPs, prefill time"),
+}
 
 
 def _plugins(args: argparse.Namespace) -> int:

@@ -154,6 +154,8 @@ def _check_composition(p: Pruner) -> None:
     sel = p.selector
     if sel.needs_scores and p.scorer is None:
         raise SpecError(f"{_label(sel)} ranks tokens by score but the spec has no scorer; add a 'scorer' block")
+    if p.merger is not None and p.merger.needs_scores and p.scorer is None:
+        raise SpecError(f"{_label(p.merger)} reads token scores but the spec has no scorer; add a 'scorer' block")
     if p.debiaser is not None and p.scorer is None:
         raise SpecError(f"{_label(p.debiaser)} corrects scores but the spec has no scorer; add a 'scorer' block")
     if sel.needs_graph is not None:

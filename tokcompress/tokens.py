@@ -27,6 +27,7 @@ TOKEN_FIELDS = {
 TEXT_FIELDS = {
     "text_keys": (1, "key vectors of the text tokens after the image [B, T, Dk]"),
     "text_embeds": (1, "text embeddings in the joint image-text space [B, T, C]"),
+    "text_features": (1, "text tokens in the space of `features`, e.g. normed hidden states [B, T, D]"),
 }
 
 
@@ -39,6 +40,7 @@ class VisualTokens:
     keys:         [B, N, Dk] key vectors.
     image_embeds: [B, N, C] image tokens in a joint image-text space (text-conditioned scorers).
     text_keys:    [B, T, Dk] keys of text tokens; text_embeds: [B, T, C] text embeddings.
+    text_features: [B, T, D] text tokens in the same space as `features` (DART's text pivots).
     text_mask:    [B, T] bool, True where a text token is real (ragged text).
     mask:         [B, N] bool, True where a visual token is real (ragged batches pad at the end or anywhere).
     layout:       one `Layout` for every row, or one per row; its token count must equal the row's
@@ -54,6 +56,7 @@ class VisualTokens:
     text_mask: torch.Tensor | None = None
     mask: torch.Tensor | None = None
     layout: Layout | Sequence[Layout] | None = None
+    text_features: torch.Tensor | None = None
     _layouts: tuple[Layout, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -78,7 +81,8 @@ class VisualTokens:
         for name, (extra, desc) in TEXT_FIELDS.items():
             t = getattr(self, name)
             if t is not None:
-                T = t.shape[1] if t.dim() >= 2 else T
+                if T is None and t.dim() >= 2:  # the first text field fixes T; the others must agree
+                    T = t.shape[1]
                 self._check(name, (B, T), extra, desc)
         if self.text_mask is not None:
             if T is None:
@@ -116,12 +120,15 @@ class VisualTokens:
             raise InputError(f"VisualTokens.{name} is on {m.device} but features are on {self.features.device}")
 
     def _check_finite(self, name: str, t: torch.Tensor) -> None:
-        bad = ~torch.isfinite(t)
-        if self.mask is not None and (name == "features" or name in TOKEN_FIELDS):
-            bad = bad & self.mask.view(*self.mask.shape, *([1] * (t.dim() - 2)))
-        if bool(bad.any()):
-            where = bad.nonzero()[0].tolist()
-            raise InputError(f"VisualTokens.{name} has non-finite values (NaN/inf), first at index {where}")
+        """NaN/inf at valid tokens is an error; checked row by row to bound the temporary memory."""
+        per_token = self.mask is not None and (name == "features" or name in TOKEN_FIELDS)
+        for b in range(t.shape[0]):
+            bad = ~torch.isfinite(t[b])
+            if per_token:
+                bad &= self.mask[b].view(-1, *([1] * (t.dim() - 2)))
+            if bool(bad.any()):
+                where = [b, *bad.nonzero()[0].tolist()]
+                raise InputError(f"VisualTokens.{name} has non-finite values (NaN/inf), first at index {where}")
 
     def _resolve_layouts(self) -> tuple[Layout, ...] | None:
         if self.layout is None:

@@ -49,6 +49,7 @@ def batches(draw):
     tokens = VisualTokens(
         features, attention=attention, keys=torch.randn(b, n, 5, generator=gen), image_embeds=torch.randn(b, n, 4, generator=gen),
         text_keys=text, text_embeds=torch.randn(b, 3, 4, generator=gen), mask=mask, layout=layouts,
+        text_features=torch.randn(b, 3, d, generator=gen),
     )
     keep = draw(st.integers(1, min(valid)))
     return tokens, keep

@@ -12,7 +12,10 @@ from ..tokens import VisualTokens
 
 
 class Merger(Component):
+    """`needs_scores`: the merger reads the scorer's output (checked when a pruner is built)."""
+
     kind: ClassVar[str] = "merger"
+    needs_scores: ClassVar[bool] = False
 
     @abstractmethod
     def merge(self, tokens: VisualTokens, keep: torch.Tensor, scores: torch.Tensor | None) -> torch.Tensor:

@@ -2,6 +2,8 @@
 
 from .base import Selector, rank_descending
 from .controls import RandomSelector, UniformSelector
+from .dpp import DPPSelector
+from .maxmin import MaxMinSelector
 from .topk import TopKSelector
 
-__all__ = ["Selector", "rank_descending", "TopKSelector", "RandomSelector", "UniformSelector"]
+__all__ = ["Selector", "rank_descending", "TopKSelector", "RandomSelector", "UniformSelector", "MaxMinSelector", "DPPSelector"]

@@ -1,0 +1,221 @@
+"""Selection cost of every registered preset: median time and peak extra memory per (N, batch) cell.
+
+    python benchmarks/bench_selection.py                 # N in {576, 2880, 16384}, batch 1 and 8, D = 4096
+    python benchmarks/bench_selection.py --quick         # N in {576, 2880}, batch 1, 3 runs
+    python benchmarks/bench_selection.py --max-seconds 60 --skip divprune@16384x8 --presets fastv dart
+
+Every preset the catalog knows is timed (D2Pruner's appear as soon as its plugin registers them),
+on one synthetic batch per cell carrying every probe a stage may read. The timed call is
+``pruner.select(tokens, keep=round(N * keep_ratio))``: scores, graph and selection, no merge and no
+model. A cell slower than ``--time-limit`` on its first (warm-up) run is reported from that run alone.
+The slowest cells are skipped: a cell whose time, extrapolated quadratically in N from the same
+preset's previous N at the same batch, exceeds ``--max-seconds``; ``--skip PRESET@N`` or
+``PRESET@NxB`` skips cells by hand. Peak extra memory is the growth of the resident set during the call on CPU (VmHWM after a
+reset through /proc/self/clear_refs), or ``torch.cuda.max_memory_allocated`` above the inputs on GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import re
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+import tokcompress
+from tokcompress import Grid, Layout, VisualTokens
+from tokcompress.catalog import get_catalog
+
+FULL_N = (576, 2880, 16384)
+FULL_B = (1, 8)
+
+
+@dataclass
+class Cell:
+    preset: str
+    n: int
+    batch: int
+    keep: int
+    median_ms: float | None = None
+    runs: int = 0
+    peak_extra_mib: float | None = None
+    note: str = ""
+    error: str = ""
+
+
+def layout_for(n: int) -> Layout:
+    """576: one 24x24 image; 2880: five 24x24 views (a base image and 4 crops, as LLaVA-NeXT's per-crop
+    view; all of kind "image" so a single-image positional profile applies per view); else one square."""
+    if n == 2880:
+        return Layout(tuple(Grid(24, 24) for _ in range(5)))
+    return Layout.square(n)
+
+
+def make_tokens(n: int, batch: int, dim: int, key_dim: int, embed_dim: int, text: int, device: str, seed: int = 0) -> VisualTokens:
+    g = torch.Generator().manual_seed(seed)
+
+    def randn(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=g).to(device)
+
+    return VisualTokens(
+        randn(batch, n, dim),
+        attention=torch.rand(batch, n, generator=g).softmax(-1).to(device),
+        keys=randn(batch, n, key_dim),
+        image_embeds=randn(batch, n, embed_dim),
+        text_keys=randn(batch, text, key_dim),
+        text_embeds=randn(batch, text, embed_dim),
+        text_features=randn(batch, text, dim),
+        layout=layout_for(n),
+    )
+
+
+class PeakMemory:
+    """Peak memory growth during a block: resident set on CPU, allocator on CUDA."""
+
+    def __init__(self, device: str) -> None:
+        self.cuda = device.startswith("cuda")
+
+    def __enter__(self) -> "PeakMemory":
+        gc.collect()
+        if self.cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+        else:
+            try:
+                Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+                self.base = _status_kib("VmRSS")
+            except OSError:
+                self.base = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+            self.extra_mib = (torch.cuda.max_memory_allocated() - self.base) / 2**20
+        elif self.base is None:
+            self.extra_mib = None
+        else:
+            self.extra_mib = (_status_kib("VmHWM") - self.base) / 1024
+
+
+def _status_kib(field: str) -> int:
+    match = re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M)
+    return int(match.group(1))
+
+
+def timed(pruner: tokcompress.Pruner, tokens: VisualTokens, keep: int, device: str) -> float:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    pruner.select(tokens, keep=keep)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def run_cell(cell: Cell, pruner: tokcompress.Pruner, tokens: VisualTokens, args: argparse.Namespace) -> None:
+    """Fills `cell` with the median time and the warm-up's peak extra memory."""
+    try:
+        with PeakMemory(args.device) as mem:
+            first = timed(pruner, tokens, cell.keep, args.device)
+    except Exception as exc:  # a preset that cannot run on these inputs is reported, not fatal
+        cell.note = f"error ({type(exc).__name__})"
+        cell.error = str(exc).splitlines()[0]
+        return
+    cell.peak_extra_mib = mem.extra_mib
+    if first > args.time_limit:
+        cell.median_ms, cell.runs = first * 1e3, 1
+        return
+    times = [timed(pruner, tokens, cell.keep, args.device) for _ in range(args.repeats)]
+    cell.median_ms, cell.runs = statistics.median(times) * 1e3, len(times)
+
+
+def skipped(preset: str, n: int, batch: int, rules: list[str]) -> bool:
+    return f"{preset}@{n}" in rules or f"{preset}@{n}x{batch}" in rules
+
+
+def format_cell(c: Cell) -> str:
+    if c.median_ms is None:
+        return c.note or "-"
+    mem = "n/a" if c.peak_extra_mib is None else f"{max(c.peak_extra_mib, 0):.0f} MiB"
+    time_ = f"{c.median_ms:.1f} ms" if c.median_ms < 1e4 else f"{c.median_ms / 1e3:.0f} s"
+    return f"{time_} / {mem}" + ("*" if c.runs == 1 else "")
+
+
+def table(cells: list[Cell], grid: list[tuple[int, int]]) -> str:
+    presets = sorted({c.preset for c in cells})
+    by_key = {(c.preset, c.n, c.batch): c for c in cells}
+    head = "| preset | " + " | ".join(f"N={n} B={b} (keep {by_key[(presets[0], n, b)].keep})" for n, b in grid) + " |"
+    lines = [head, "|" + "---|" * (len(grid) + 1)]
+    for p in presets:
+        lines.append(f"| {p} | " + " | ".join(format_cell(by_key[(p, n, b)]) for n, b in grid) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="N in {576, 2880}, batch 1, 3 runs")
+    ap.add_argument("--n", type=int, nargs="+", help=f"token counts (default {FULL_N})")
+    ap.add_argument("--batch", type=int, nargs="+", help=f"batch sizes (default {FULL_B})")
+    ap.add_argument("--dim", type=int, default=4096, help="feature width D (default 4096)")
+    ap.add_argument("--key-dim", type=int, default=1024, help="key width (default 1024)")
+    ap.add_argument("--embed-dim", type=int, default=768, help="joint image-text width, CLIP-L (default 768)")
+    ap.add_argument("--text", type=int, default=32, help="text tokens (default 32)")
+    ap.add_argument("--keep-ratio", type=float, default=64 / 576, help="kept share, round(N * ratio) (default 64/576)")
+    ap.add_argument("--repeats", type=int, default=5, help="timed runs after the warm-up (default 5)")
+    ap.add_argument("--time-limit", type=float, default=10.0, help="seconds: a slower warm-up is reported alone (default 10)")
+    ap.add_argument("--max-seconds", type=float, default=120.0,
+                    help="skip a cell whose time extrapolated as N^2 from the preset's previous N exceeds this (default 120)")
+    ap.add_argument("--skip", nargs="*", default=[], metavar="PRESET@N[xB]", help="cells to skip")
+    ap.add_argument("--presets", nargs="*", help="only these presets (default: every registered one)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    ap.add_argument("--threads", type=int, help="torch CPU threads")
+    ap.add_argument("--json", type=Path, help="also write the raw cells here")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.n, args.batch, args.repeats = args.n or [576, 2880], args.batch or [1], min(args.repeats, 3)
+    ns, batches = args.n or list(FULL_N), args.batch or list(FULL_B)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    presets = args.presets or sorted(get_catalog().presets)
+    pruners = {p: tokcompress.build_pruner(p) for p in presets}
+    grid = [(n, b) for n in sorted(ns) for b in sorted(batches)]
+    cells: list[Cell] = []
+    last: dict[tuple[str, int], Cell] = {}  # (preset, batch) -> its last measured cell
+    for n, b in grid:
+        tokens = make_tokens(n, b, args.dim, args.key_dim, args.embed_dim, args.text, args.device)
+        keep = max(1, round(n * args.keep_ratio))
+        for p in presets:
+            cell = Cell(p, n, b, keep)
+            cells.append(cell)
+            prev = last.get((p, b))
+            estimate = prev.median_ms / 1e3 * (n / prev.n) ** 2 if prev is not None else 0.0
+            if skipped(p, n, b, args.skip):
+                cell.note = "skipped"
+            elif estimate > args.max_seconds:
+                cell.note = f"skipped (est. {estimate:.0f} s)"
+            else:
+                run_cell(cell, pruners[p], tokens, args)
+                if cell.median_ms is not None:
+                    last[(p, b)] = cell
+            print(f"  {p:>28} N={n:>5} B={b}: {format_cell(cell)}", file=sys.stderr, flush=True)
+        del tokens
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    print(f"Selection time (median of {args.repeats} after a warm-up) / peak extra memory; D={args.dim}, "
+          f"keep=round(N*{args.keep_ratio:.4f}); device: {device}; torch {torch.__version__}. * = a single run.")
+    print(table(cells, grid))
+    if args.json:
+        args.json.write_text(json.dumps([asdict(c) for c in cells], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Training: schedule, packing equivalence, label masking, determinism, and exact resume from a checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from tokcompress.grounding.model import (
+    EOS_ID,
+    IMAGE_TOKEN_ID,
+    ModelSize,
+    build_model,
+    build_processor,
+    format_prompt,
+    load_pretrained,
+)
+from tokcompress.grounding.train import TrainConfig, batch_groups, command_line, encode_groups, learning_rate, train
+
+TINY = ModelSize(vision_hidden=16, vision_layers=1, vision_heads=2, vision_intermediate=32,
+                 text_hidden=16, text_layers=2, text_heads=2, text_kv_heads=1, text_intermediate=32)
+
+
+@pytest.fixture(scope="module")
+def processor():
+    return build_processor()
+
+
+def test_learning_rate_warms_up_linearly_then_decays_by_cosine_to_the_floor():
+    cfg = TrainConfig(steps=110, warmup=10, lr=1.0, min_lr_ratio=0.1)
+    assert learning_rate(cfg, 0) == pytest.approx(0.1) and learning_rate(cfg, 9) == pytest.approx(1.0)
+    assert learning_rate(cfg, 10) == pytest.approx(1.0)
+    assert learning_rate(cfg, 60) == pytest.approx(0.55)  # half way: floor + (1 - floor) / 2
+    assert learning_rate(cfg, 110) == pytest.approx(0.1)
+
+
+def test_groups_are_a_pure_function_of_the_step_and_mix_tasks_and_templates():
+    cfg = TrainConfig(batch=2, grounding_per_image=2, counting_per_image=1)
+    a, b = batch_groups(cfg, 7), batch_groups(cfg, 7)
+    assert [(g.index, g.questions, g.template) for g in a] == [(g.index, g.questions, g.template) for g in b]
+    assert [g.index for g in a] == [14, 15] and {g.template for g in a} == {"chat", "plain"}
+    assert [q.task for q in a[0].questions] == ["grounding", "grounding", "counting"]
+
+
+def test_packed_rows_hold_prefix_once_then_question_answer_eos_segments(processor):
+    (group,) = batch_groups(TrainConfig(batch=1, grounding_per_image=2, counting_per_image=1), 0)
+    batch = encode_groups(processor, [group])
+    ids, labels, pos = batch["input_ids"][0], batch["labels"][0], batch["position_ids"][0]
+    assert int((ids == IMAGE_TOKEN_ID).sum()) == 256
+    labelled = labels[labels != -100].tolist()
+    expected = []
+    for q in group.questions:
+        expected += processor.tokenizer(q.answer, add_special_tokens=False)["input_ids"] + [EOS_ID]
+    assert labelled == expected
+    prefix = int(torch.nonzero(ids == IMAGE_TOKEN_ID).max()) + 1
+    restarts = [i for i in range(prefix, len(pos)) if pos[i] == prefix]
+    assert len(restarts) == 3  # each question's positions continue from the image, as if alone
+    mask = batch["attention_mask"][0, 0]
+    second = restarts[1]
+    assert mask[second, :prefix].all() and not mask[second, restarts[0] : second].any()
+
+
+def test_packed_loss_and_logits_equal_each_question_run_alone(processor):
+    model = build_model(TINY, seed=3)
+    (group,) = batch_groups(TrainConfig(batch=1, grounding_per_image=2, counting_per_image=2), 5)
+    batch = encode_groups(processor, [group])
+    with torch.no_grad():
+        packed = model(**batch)
+        total, count, answer_rows = 0.0, 0, []
+        for q in group.questions:
+            inputs = processor(images=[group.image], text=[format_prompt(q.prompt, group.template)], return_tensors="pt")
+            answer = processor.tokenizer(q.answer, add_special_tokens=False)["input_ids"] + [EOS_ID]
+            ids = torch.cat([inputs["input_ids"], torch.tensor([answer])], 1)
+            labels = torch.full_like(ids, -100)
+            labels[0, -len(answer):] = torch.tensor(answer)
+            alone = model(input_ids=ids, pixel_values=inputs["pixel_values"], labels=labels)
+            total += float(alone.loss) * len(answer)
+            count += len(answer)
+            answer_rows.append(alone.logits[0, -len(answer) - 1 : -1])
+    assert float(packed.loss) == pytest.approx(total / count, rel=1e-5)
+    where = torch.nonzero(batch["labels"][0] != -100)[:, 0] - 1  # logits at t predict label t + 1
+    assert torch.allclose(packed.logits[0, where], torch.cat(answer_rows), atol=1e-4)
+
+
+def test_command_line_lists_only_changed_settings(tmp_path):
+    assert command_line(TrainConfig(), tmp_path) == f"python -m tokcompress.grounding.train --out {tmp_path}"
+    assert command_line(TrainConfig(steps=7, size=TINY), tmp_path).endswith(
+        "--steps 7 --vision-hidden 16 --vision-layers 1 --vision-heads 2 --vision-intermediate 32 --text-hidden 16 "
+        "--text-layers 2 --text-heads 2 --text-kv-heads 1 --text-intermediate 32"
+    )
+
+
+@pytest.mark.slow
+def test_interrupted_and_resumed_training_equals_an_uninterrupted_run(tmp_path):
+    cfg = TrainConfig(steps=3, batch=1, grounding_per_image=1, counting_per_image=1, warmup=1, eval_n=2,
+                      ckpt_every=100, size=TINY)
+    straight = train(cfg, tmp_path / "a", echo=lambda _: None)
+    assert train(cfg, tmp_path / "b", echo=lambda _: None, stop_after=2) is None
+    assert (tmp_path / "b" / "checkpoint" / "optimizer.safetensors").is_file()
+    lines = []
+    resumed = train(cfg, tmp_path / "b", echo=lines.append)
+    assert json.loads(lines[0]) == {"resumed_at_step": 2}
+    assert not (tmp_path / "b" / "checkpoint").exists()
+    a, _ = load_pretrained(tmp_path / "a")
+    b, _ = load_pretrained(tmp_path / "b")
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), name
+
+    def untimed(log):
+        return [{k: v for k, v in e.items() if k not in ("elapsed_s", "val")} for e in log]
+
+    assert untimed(straight["log"]) == untimed(resumed["log"])
+    assert json.loads((tmp_path / "a" / "training.json").read_text())["config"]["steps"] == 3

@@ -1,0 +1,37 @@
+"""A small trained LLaVA-architecture model for referring-expression grounding and counting.
+
+It ships with the package (``DEFAULT_MODEL_DIR``) so pruning fidelity can be measured as task
+accuracy on a model that learned something, with no downloads. See docs/grounding-model.md.
+
+    from tokcompress.grounding import load_default_model
+    model, processor = load_default_model()
+
+Submodules: `data` (seeded scene generator, JSONL splits), `model` (architecture, tokenizer,
+processor), `train` (training script), `evaluate` (accuracy through ``generate``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["DEFAULT_MODEL_DIR", "DEFAULT_TEMPLATE", "load_default_model", "format_prompt"]
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
+"""The committed trained model: a ``from_pretrained`` folder (config, safetensors, tokenizer, processor)."""
+
+DEFAULT_TEMPLATE = "chat"
+"""Prompt format the model answers best in: ``"USER: <image>\\n{question} ASSISTANT:"``."""
+
+
+def load_default_model():
+    """``(model, processor)`` of the shipped model, loaded with ``from_pretrained`` (fp32, eval mode)."""
+    from .model import load_pretrained
+
+    return load_pretrained(DEFAULT_MODEL_DIR)
+
+
+def format_prompt(question: str, template: str = DEFAULT_TEMPLATE) -> str:
+    """The model's prompt for a question, image placeholder included (see `model.TEMPLATES`)."""
+    from .model import format_prompt as _format
+
+    return _format(question, template)

@@ -1,0 +1,246 @@
+"""The grounding model: a small `LlavaForConditionalGeneration` with a word-level tokenizer built in code.
+
+Architecture (defaults of `ModelSize`): a CLIP vision tower on 112 px images with 7 px patches (a
+16x16 grid, 256 visual tokens after dropping CLS, as LLaVA-1.5 does), a two-layer GELU projector, and
+a Llama decoder. Everything is a stock transformers class, saved with ``save_pretrained`` and loaded
+with ``from_pretrained`` from the local folder, exactly like a user's real checkpoint.
+
+The tokenizer is a `tokenizers` WordLevel model over a closed vocabulary (`VOCAB`): special tokens,
+the question words, and one token per quantised coordinate ``"0"`` .. ``"99"``, so a box answer is
+four tokens. Text is lower-cased and split on whitespace and punctuation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .data import COLOURS, COUNT_WORDS, IMAGE_SIZE, PLURALS, SHAPES, SIZES
+
+__all__ = [
+    "SPECIAL_TOKENS",
+    "VOCAB",
+    "IMAGE_TOKEN",
+    "PAD_ID",
+    "BOS_ID",
+    "EOS_ID",
+    "UNK_ID",
+    "IMAGE_TOKEN_ID",
+    "INPUT_SIZE",
+    "PATCH_SIZE",
+    "TEMPLATES",
+    "DEFAULT_TEMPLATE",
+    "CHAT_TEMPLATE",
+    "ModelSize",
+    "format_prompt",
+    "build_tokenizer",
+    "build_processor",
+    "build_config",
+    "build_model",
+    "save_pretrained",
+    "load_pretrained",
+]
+
+IMAGE_TOKEN = "<image>"
+SPECIAL_TOKENS = ("<pad>", "<s>", "</s>", "<unk>", IMAGE_TOKEN)
+PAD_ID, BOS_ID, EOS_ID, UNK_ID, IMAGE_TOKEN_ID = range(len(SPECIAL_TOKENS))
+
+_WORDS = (
+    ["where", "is", "the", "how", "many", "?", "user", "assistant", ":"]
+    + list(SIZES)
+    + list(COLOURS)
+    + list(SHAPES)
+    + [PLURALS[s] for s in SHAPES]
+    + list(COUNT_WORDS)
+)
+VOCAB: tuple[str, ...] = SPECIAL_TOKENS + tuple(_WORDS) + tuple(str(i) for i in range(IMAGE_SIZE))
+"""Token strings in id order. Coordinates 0-99 are single tokens."""
+
+INPUT_SIZE = 112
+"""Side of the image the vision tower sees; the processor resizes every image to it (bicubic)."""
+PATCH_SIZE = 7
+"""112 / 7 = 16 patches per side."""
+
+TEMPLATES = {
+    "chat": "USER: <image>\n{question} ASSISTANT:",
+    "plain": "<image>\n{question}",
+}
+"""Prompt formats the model is trained on: LLaVA-1.5's conversation format, and the bare image + question."""
+DEFAULT_TEMPLATE = "chat"
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'user' %}USER: "
+    "{% for c in message['content'] %}{% if c['type'] == 'image' %}<image>\n{% endif %}{% endfor %}"
+    "{% for c in message['content'] %}{% if c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}"
+    "{% elif message['role'] == 'assistant' %} ASSISTANT: "
+    "{% for c in message['content'] %}{% if c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}"
+    "{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %} ASSISTANT:{% endif %}"
+)
+"""Renders a one-turn conversation exactly as ``TEMPLATES["chat"]`` (processor.apply_chat_template)."""
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """Widths and depths of the three parts. The defaults are the shipped model's."""
+
+    vision_hidden: int = 96
+    vision_layers: int = 3
+    vision_heads: int = 4
+    vision_intermediate: int = 192
+    text_hidden: int = 128
+    text_layers: int = 4
+    text_heads: int = 4
+    text_kv_heads: int = 4
+    text_intermediate: int = 384
+
+
+def format_prompt(question: str, template: str = DEFAULT_TEMPLATE) -> str:
+    """The prompt text for one question, with the image placeholder in place."""
+    if template not in TEMPLATES:
+        raise ValueError(f"template must be one of {sorted(TEMPLATES)}, got {template!r}")
+    return TEMPLATES[template].format(question=question)
+
+
+def build_tokenizer():
+    """A `PreTrainedTokenizerFast` over `VOCAB`: lower-case, whitespace/punctuation split, BOS prepended."""
+    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordLevel
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {tok: i for i, tok in enumerate(VOCAB)}
+    core = Tokenizer(WordLevel(vocab, unk_token="<unk>"))
+    core.normalizer = normalizers.Lowercase()
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    core.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", BOS_ID)]
+    )
+    core.add_special_tokens(list(SPECIAL_TOKENS))
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        padding_side="left",
+        clean_up_tokenization_spaces=False,
+        model_max_length=512,
+    )
+
+
+def build_processor(tokenizer=None):
+    """A `LlavaProcessor`: CLIP preprocessing to 112 px, and the image placeholder expanded to 256 tokens."""
+    from transformers import CLIPImageProcessorPil, LlavaProcessor
+
+    # The PIL backend explicitly: the torchvision one resizes slightly differently, and the model should
+    # see the pixels it was trained on whether or not torchvision is installed.
+    image_processor = CLIPImageProcessorPil(
+        size={"shortest_edge": INPUT_SIZE},
+        crop_size={"height": INPUT_SIZE, "width": INPUT_SIZE},
+        do_center_crop=True,
+        resample=3,  # PIL bicubic
+    )
+    return LlavaProcessor(
+        image_processor=image_processor,
+        tokenizer=tokenizer if tokenizer is not None else build_tokenizer(),
+        patch_size=PATCH_SIZE,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        image_token=IMAGE_TOKEN,
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
+def build_config(size: ModelSize = ModelSize()):
+    """The `LlavaConfig` for `size`; the LM's vocabulary is exactly `VOCAB`."""
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
+
+    grid = INPUT_SIZE // PATCH_SIZE
+    vision = CLIPVisionConfig(
+        image_size=INPUT_SIZE,
+        patch_size=PATCH_SIZE,
+        hidden_size=size.vision_hidden,
+        num_hidden_layers=size.vision_layers,
+        num_attention_heads=size.vision_heads,
+        intermediate_size=size.vision_intermediate,
+        projection_dim=size.vision_hidden,
+        hidden_act="gelu",
+    )
+    text = LlamaConfig(
+        vocab_size=len(VOCAB),
+        hidden_size=size.text_hidden,
+        num_hidden_layers=size.text_layers,
+        num_attention_heads=size.text_heads,
+        num_key_value_heads=size.text_kv_heads,
+        intermediate_size=size.text_intermediate,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        pad_token_id=PAD_ID,
+        bos_token_id=BOS_ID,
+        eos_token_id=EOS_ID,
+    )
+    return LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_index=IMAGE_TOKEN_ID,
+        image_seq_length=grid * grid,
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+        projector_hidden_act="gelu",
+        tie_word_embeddings=True,
+    )
+
+
+def build_model(size: ModelSize = ModelSize(), seed: int = 0):
+    """A freshly initialised model (deterministic given `seed`), in fp32, eval mode."""
+    import torch
+    from transformers import GenerationConfig, LlavaForConditionalGeneration
+
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(build_config(size))
+    model.generation_config = GenerationConfig(
+        max_new_tokens=6, do_sample=False, bos_token_id=BOS_ID, eos_token_id=EOS_ID, pad_token_id=PAD_ID
+    )
+    return model.eval()
+
+
+def size_of(model) -> ModelSize:
+    """The `ModelSize` a model was built with (read back from its config)."""
+    v, t = model.config.vision_config, model.config.text_config
+    return ModelSize(
+        vision_hidden=v.hidden_size,
+        vision_layers=v.num_hidden_layers,
+        vision_heads=v.num_attention_heads,
+        vision_intermediate=v.intermediate_size,
+        text_hidden=t.hidden_size,
+        text_layers=t.num_hidden_layers,
+        text_heads=t.num_attention_heads,
+        text_kv_heads=t.num_key_value_heads,
+        text_intermediate=t.intermediate_size,
+    )
+
+
+def save_pretrained(model, processor, out_dir: Path) -> Path:
+    """Write config, safetensors weights, generation config, tokenizer and processor config to `out_dir`."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    return out_dir
+
+
+def load_pretrained(path: Path):
+    """``(model, processor)`` from a saved folder through the stock ``from_pretrained`` loaders (eval, fp32)."""
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"no model at {path}: config.json missing (train one with tokcompress.grounding.train)")
+    model = LlavaForConditionalGeneration.from_pretrained(path, dtype="float32")
+    processor = AutoProcessor.from_pretrained(path)
+    return model.eval(), processor
+
+
+def describe(size: ModelSize) -> dict:
+    return asdict(size)

@@ -1,0 +1,297 @@
+"""Train the grounding model on CPU: deterministic given the seeds, resumable from its checkpoint.
+
+    python -m tokcompress.grounding.train --out tokcompress/grounding/model [--steps 3000] [--seed 0]
+
+Samples stream from the generator (`data.make_sample`), sample ``step * batch + slot`` of the train
+split, half grounding and half counting, alternating the prompt templates, so a run needs no data on
+disk and a resumed run sees exactly the batches an uninterrupted one would. The loss is teacher-forced
+cross-entropy on the answer tokens and the end-of-sequence token only. AdamW, linear warm-up, cosine
+decay, fp32. Every ``--ckpt-every`` steps the weights and the optimizer state are written (safetensors
++ JSON) to ``OUT/checkpoint``; rerunning the same command resumes there. At the end the model is saved
+to OUT as a ``from_pretrained`` folder with ``training.json`` (settings, timings, validation accuracy)
+and the checkpoint is removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .data import Question, make_group, make_sample
+from .model import EOS_ID, IMAGE_TOKEN_ID, PAD_ID, TEMPLATES, ModelSize, format_prompt
+
+__all__ = ["TrainConfig", "Group", "batch_groups", "encode_groups", "learning_rate", "command_line", "train"]
+
+IGNORE = -100
+_TEMPLATE_ORDER = tuple(sorted(TEMPLATES))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    """Weight initialisation seed."""
+    data_seed: int = 0
+    """Generator seed of the training stream (validation uses the same seed, split "val")."""
+    steps: int = 2000
+    batch: int = 16
+    """Images per step."""
+    grounding_per_image: int = 4
+    counting_per_image: int = 2
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.05
+    """Cosine decay ends at ``lr * min_lr_ratio``."""
+    warmup: int = 100
+    weight_decay: float = 0.01
+    clip: float = 1.0
+    """Gradient-norm clipping."""
+    eval_every: int = 250
+    eval_n: int = 200
+    ckpt_every: int = 50
+    threads: int = 2
+    size: ModelSize = field(default_factory=ModelSize)
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """Learning rate at 0-based `step`: linear warm-up, then cosine from `lr` to ``lr * min_lr_ratio``."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+@dataclass(frozen=True)
+class Group:
+    """One training image with the questions packed after it, in one prompt template."""
+
+    index: int
+    image: object
+    questions: tuple[Question, ...]
+    template: str
+
+
+def batch_groups(cfg: TrainConfig, step: int) -> list[Group]:
+    """The groups of training `step`: images ``step * batch ..``, a pure function of the data seed and step."""
+    out = []
+    for slot in range(cfg.batch):
+        index = step * cfg.batch + slot
+        image, _, questions = make_group(cfg.data_seed, "train", index, cfg.grounding_per_image, cfg.counting_per_image)
+        out.append(Group(index, image, tuple(questions), _TEMPLATE_ORDER[index % len(_TEMPLATE_ORDER)]))
+    return out
+
+
+def encode_groups(processor, groups: list[Group]) -> dict:
+    """Packed model inputs: per row the prompt prefix and image once, then each question + answer + EOS.
+
+    A 4-D boolean mask lets each question segment see the prefix and itself only (causally), and its
+    position ids restart where the image ends, so every segment computes exactly what the question
+    alone would (the prefix, being first, never sees a question). Labels are -100 except each
+    answer's tokens and its EOS. The prompt encoding is the processor's; the mask, not padding, is
+    what separates the segments.
+    """
+    import numpy as np
+    import torch
+
+    tokenizer = processor.tokenizer
+    rows, pixels = [], []
+    for g in groups:
+        first = processor(images=[g.image], text=[format_prompt(g.questions[0].prompt, g.template)])
+        full = list(first["input_ids"][0])
+        end = max(i for i, t in enumerate(full) if t == IMAGE_TOKEN_ID) + 1
+        prefix = full[:end]
+        segments = []
+        for q in g.questions:
+            ids = tokenizer(format_prompt(q.prompt, g.template))["input_ids"]
+            cut = ids.index(IMAGE_TOKEN_ID) + 1
+            if ids[: cut - 1] != prefix[: cut - 1]:
+                raise ValueError(f"template {g.template!r}: prompt prefix differs between questions")
+            answer = tokenizer(q.answer, add_special_tokens=False)["input_ids"]
+            segments.append((ids[cut:], answer + [EOS_ID]))
+        if full[end:] != segments[0][0]:
+            raise ValueError("tokenizer and processor disagree on the question tokens")
+        rows.append((prefix, segments))
+        pixels.append(first["pixel_values"][0])
+    width = max(len(p) + sum(len(q) + len(a) for q, a in segs) for p, segs in rows)
+    n = len(rows)
+    ids = torch.full((n, width), PAD_ID, dtype=torch.long)
+    labels = torch.full((n, width), IGNORE, dtype=torch.long)
+    positions = torch.zeros((n, width), dtype=torch.long)
+    segment = torch.full((n, width), -1, dtype=torch.long)  # 0 prefix, 1.. questions, -1 padding
+    for r, (prefix, segs) in enumerate(rows):
+        ids[r, : len(prefix)] = torch.tensor(prefix)
+        positions[r, : len(prefix)] = torch.arange(len(prefix))
+        segment[r, : len(prefix)] = 0
+        at = len(prefix)
+        for k, (question, answer) in enumerate(segs, start=1):
+            tokens = question + answer
+            span = slice(at, at + len(tokens))
+            ids[r, span] = torch.tensor(tokens)
+            labels[r, at + len(question) : at + len(tokens)] = torch.tensor(answer)
+            positions[r, span] = torch.arange(len(prefix), len(prefix) + len(tokens))
+            segment[r, span] = k
+            at += len(tokens)
+    causal = torch.ones(width, width, dtype=torch.bool).tril()
+    same = segment[:, :, None] == segment[:, None, :]
+    sees_prefix = (segment == 0)[:, None, :].expand(n, width, width)
+    mask = causal & (same | sees_prefix)
+    # padding rows see the prefix (never an empty row: SDPA would give NaN); nothing attends to padding
+    mask = mask & ((segment[:, None, :] != -1) | same)
+    return {
+        "input_ids": ids,
+        "attention_mask": mask[:, None],
+        "position_ids": positions,
+        "pixel_values": torch.as_tensor(np.stack(pixels)),
+        "labels": labels,
+    }
+
+
+# -- checkpoints: safetensors + JSON, no pickle ---------------------------------------------------------
+
+
+def _save_checkpoint(model, optimizer, ckpt: Path, progress: dict) -> None:
+    """Weights (save_pretrained), AdamW moments (safetensors) and `progress` (JSON), swapped in atomically."""
+    from safetensors.torch import save_file
+
+    tmp = ckpt.with_name(ckpt.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp)
+    state = optimizer.state_dict()["state"]
+    tensors = {f"{i}.{k}": v.contiguous() for i, st in state.items() for k, v in st.items()}
+    save_file(tensors, tmp / "optimizer.safetensors")
+    (tmp / "progress.json").write_text(json.dumps(progress))
+    if ckpt.exists():
+        shutil.rmtree(ckpt)
+    tmp.rename(ckpt)
+
+
+def _load_checkpoint(model, optimizer, ckpt: Path) -> dict:
+    from safetensors.torch import load_file
+    from transformers import LlavaForConditionalGeneration
+
+    saved = LlavaForConditionalGeneration.from_pretrained(ckpt, dtype="float32")
+    model.load_state_dict(saved.state_dict())
+    flat = load_file(ckpt / "optimizer.safetensors")
+    state: dict[int, dict] = {}
+    for key, value in flat.items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": optimizer.state_dict()["param_groups"]})
+    return json.loads((ckpt / "progress.json").read_text())
+
+
+def command_line(cfg: TrainConfig, out: Path) -> str:
+    """The command that reproduces `cfg`: the output folder plus every setting that differs from the default."""
+    defaults = asdict(TrainConfig())
+    flat = {**{k: v for k, v in asdict(cfg).items() if k != "size"}, **asdict(cfg.size)}
+    flat_defaults = {**{k: v for k, v in defaults.items() if k != "size"}, **defaults["size"]}
+    flags = [f"--{k.replace('_', '-')} {v}" for k, v in flat.items() if v != flat_defaults[k]]
+    return " ".join(["python -m tokcompress.grounding.train --out", str(out), *flags])
+
+
+# -- the loop ---------------------------------------------------------------------------------------------
+
+
+def train(cfg: TrainConfig, out: Path, echo=print, stop_after: int | None = None) -> dict | None:
+    """Train (or resume) and save the final model to `out`; returns the summary written to training.json.
+
+    stop_after: leave after this many steps of this session with a checkpoint written (None: run to the
+    end); the next call resumes. Returns None when it stopped early.
+    """
+    import torch
+
+    from .evaluate import evaluate_samples
+    from .model import build_model, build_processor, save_pretrained
+
+    torch.set_num_threads(cfg.threads)
+    out = Path(out)
+    ckpt = out / "checkpoint"
+    model = build_model(cfg.size, seed=cfg.seed)
+    processor = build_processor()
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embed" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embed" not in n)]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+    )
+    progress = {"next_step": 0, "log": [], "window": [], "elapsed_s": 0.0}
+    if (ckpt / "progress.json").is_file():
+        progress = _load_checkpoint(model, optimizer, ckpt)
+        echo(json.dumps({"resumed_at_step": progress["next_step"]}))
+    start, log, window = progress["next_step"], progress["log"], progress["window"]
+    val = [make_sample(cfg.data_seed, "val", i) for i in range(cfg.eval_n)]
+    t_start = time.perf_counter() - progress["elapsed_s"]
+    for step in range(start, cfg.steps):
+        model.train()
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, step)
+        batch = encode_groups(processor, batch_groups(cfg, step))
+        loss = model(**batch).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        optimizer.step()
+        window.append(float(loss.detach()))
+        done = step + 1
+        if done % 50 == 0 or done == cfg.steps:
+            entry = {"step": done, "loss": round(sum(window) / len(window), 4), "lr": round(learning_rate(cfg, step), 6),
+                     "elapsed_s": round(time.perf_counter() - t_start, 1)}
+            window = []
+            if done % cfg.eval_every == 0 or done == cfg.steps:
+                model.eval()
+                entry["val"] = evaluate_samples(model, processor, val).as_dict()
+            log.append(entry)
+            echo(json.dumps(entry))
+        if done < cfg.steps and (done % cfg.ckpt_every == 0 or done - start == stop_after):
+            _save_checkpoint(model, optimizer, ckpt, {"next_step": done, "log": log, "window": window,
+                                                      "elapsed_s": time.perf_counter() - t_start})
+        if done < cfg.steps and done - start == stop_after:
+            echo(json.dumps({"stopped_at_step": done, "checkpoint": str(ckpt)}))
+            return None
+    model.eval()
+    save_pretrained(model, processor, out)
+    summary = {
+        "command": command_line(cfg, out),
+        "config": asdict(cfg),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "final_val": log[-1].get("val") if log else None,
+        "log": log,
+    }
+    (out / "training.json").write_text(json.dumps(summary, indent=1) + "\n")
+    if ckpt.exists():
+        shutil.rmtree(ckpt)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tokcompress.grounding.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="output folder (from_pretrained layout)")
+    defaults = TrainConfig()
+    for name in ("seed", "data_seed", "steps", "batch", "grounding_per_image", "counting_per_image", "warmup",
+                 "eval_every", "eval_n", "ckpt_every", "threads"):
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
+    for name in ("lr", "min_lr_ratio", "weight_decay", "clip"):
+        parser.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
+    for name, value in asdict(defaults.size).items():
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=value)
+    parser.add_argument("--stop-after", type=int, default=None, help="leave after N steps (resume by rerunning)")
+    args = parser.parse_args(argv)
+    for name in ("steps", "batch", "grounding_per_image", "eval_every", "eval_n", "ckpt_every", "threads") + (
+        ("stop_after",) if args.stop_after is not None else ()
+    ):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    size = ModelSize(**{k: getattr(args, k) for k in asdict(defaults.size)})
+    fields = {k: getattr(args, k) for k in asdict(defaults) if k != "size"}
+    train(TrainConfig(**fields, size=size), args.out, echo=lambda line: print(line, flush=True), stop_after=args.stop_after)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

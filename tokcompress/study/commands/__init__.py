@@ -1,0 +1,1 @@
+"""One module per ``tokcompress`` subcommand of the study tooling: ``add_arguments(parser)`` and ``run(args)``."""
