@@ -36,7 +36,7 @@ __all__ = [
 
 # `attach` is loaded on first use so that `import tokcompress` never imports transformers. `flops` is
 # light and imported eagerly: the function must shadow its own submodule `tokcompress.flops`.
-_LAZY = {"attach": ("tokcompress.hf.attach", "attach")}
+_LAZY = {"attach": ("tokcompress.hf.handle", "attach")}
 
 
 def __getattr__(name: str):

@@ -99,7 +99,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .errors import TokcompressError
+
     args = parse_args(argv)
+    try:
+        return _run(args)
+    except TokcompressError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from PIL import Image
@@ -109,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    console = Console()
+    console = Console(width=max(Console().width, 120))
     image = Image.open(args.image)
     if args.model:
         model, inputs, decode = checkpoint_inputs(args.model, image, args.prompt)

@@ -88,7 +88,9 @@ def greedy_independent_set(
     positions = torch.arange(N, device=device)
     batch = torch.arange(B, device=device)
     # Tokens whose neighbours are out, with a validity mask: blockers, then this pass's picks.
-    linked = [(blockers, torch.ones_like(blockers, dtype=torch.bool))] if blockers is not None and blockers.numel() else []
+    linked = []
+    if blockers is not None and blockers.numel():
+        linked.append((blockers, torch.ones_like(blockers, dtype=torch.bool)))
     while True:
         remaining = need - count
         active = (remaining > 0) & avail.any(dim=1)
@@ -123,7 +125,9 @@ def greedy_independent_set(
             linked.append((torch.stack(picks, dim=1), torch.stack(picked_ok, dim=1)))
 
 
-def _fill_by_rank(order: torch.Tensor, left: torch.Tensor, chosen: torch.Tensor, count: torch.Tensor, need: int) -> None:
+def _fill_by_rank(
+    order: torch.Tensor, left: torch.Tensor, chosen: torch.Tensor, count: torch.Tensor, need: int
+) -> None:
     """Add the best-ranked tokens of `left` to `chosen` until each row has `need` (in place)."""
     ranked = torch.gather(left, 1, order)
     take = ranked & (ranked.cumsum(dim=1) <= (need - count).unsqueeze(1))

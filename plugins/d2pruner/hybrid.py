@@ -52,8 +52,9 @@ class SemanticParams(Params):
     ``keys`` or ``image_embeds``."""
     semantic_norm: Literal["none", "minmax"] = "none"
     """``minmax`` rescales cosines to [0, 1] by the row's min and max over distinct valid pairs
-    (one extra O(N^2 D) pass; a range below 1e-6 counts as constant and gives 0). The paper's hat on S_sem hints at a normalisation of unknown form:
-    evidence U; default ``none`` as in both ports (T)."""
+    (one extra O(N^2 D) pass; a range below 1e-6 counts as constant and gives 0). The paper's
+    hat on S_sem hints at a normalisation of unknown form: evidence U; default ``none`` as in
+    both ports (T)."""
 
 
 class SpatialParams(Params):
@@ -81,10 +82,10 @@ class HybridParams(SemanticParams, SpatialParams):
 
 # -- the lazy graph -------------------------------------------------------------------------
 class HybridGraph(Graph):
-    """Boolean adjacency over all N tokens of each row; rows computed on request.
+    """Boolean adjacency over all N tokens of each row, computed on request (`rows`, `block`).
 
-    ``semantic`` / ``spatial`` say which terms exist; `combine` is one of ``"semantic"``,
-    ``"spatial"``, ``"or"``, ``"fused"``. Padding tokens have no edges; there are no self loops.
+    `combine` is ``"semantic"`` (cosine > threshold), ``"spatial"`` (within radius), ``"or"`` or
+    ``"fused"`` (see `HybridParams.rule`). Padding tokens have no edges; there are no self loops.
     """
 
     kind = "adjacency"
@@ -109,12 +110,9 @@ class HybridGraph(Graph):
         self.threshold, self.semantic_norm = float(threshold), semantic_norm
         self.radius, self.metric = float(radius), metric
         self.alpha, self.spatial_form = float(semantic_weight), spatial_form
-        self.uses_semantic = combine in ("semantic", "or") or (combine == "fused" and self.alpha > 0)
-        self.uses_spatial = combine in ("spatial", "or") or (combine == "fused" and self.alpha < 1)
-        self.coords = None
-        if self.uses_spatial:
-            coords = tokens.coords()
-            self.coords = coords.to(torch.int32)  # [B, N, 3]: segment, row, col (-1 off grid)
+        self.coords = None  # [B, N, 3] int32: segment, row, col (-1 off grid); only if needed
+        if combine in ("spatial", "or") or (combine == "fused" and self.alpha < 1):
+            self.coords = tokens.coords().to(torch.int32)
         self._inv_norm: torch.Tensor | None = None
         self._range: tuple[torch.Tensor, torch.Tensor] | None = None
 

@@ -90,8 +90,8 @@ class PositionPriorDebiaser(Debiaser):
                 grid_maps.append(self.profile.map_for(seg, self._kind(seg.kind)))
             except ProfileError as exc:
                 raise InputError(
-                    f"debiaser 'position_prior' cannot place {exc} (layout: {layout.describe()}); "
-                    f"set kind_map: {{{seg.kind}: <profile kind>}} if one of its maps applies"
+                    f"debiaser 'position_prior' on layout {layout.describe()}: {exc} "
+                    f"(kind_map: {{{seg.kind}: <profile kind>}})"
                 ) from None
         if not grid_maps:
             raise InputError(

@@ -148,7 +148,9 @@ def _check_maps(maps: Mapping[str, torch.Tensor], where: str) -> None:
             raise ProfileError(f"{where}: map {kind!r} must be a float tensor, got {got}")
         dims = (1,) if kind == OFFGRID_KEY else (1, 2)
         if m.dim() not in dims or m.numel() == 0:
-            expected = "a non-empty 1-D vector" if kind == OFFGRID_KEY else "a non-empty 2-D [h, w] map (or 1-D off-grid vector)"
+            expected = "a non-empty 1-D vector"
+            if kind != OFFGRID_KEY:
+                expected = "a non-empty 2-D [h, w] map (or 1-D off-grid vector)"
             raise ProfileError(f"{where}: map {kind!r} has shape {tuple(m.shape)}; expected {expected}")
         if not bool(torch.isfinite(m).all()) or bool((m < 0).any()):
             raise ProfileError(
@@ -238,7 +240,9 @@ def load_profile(name_or_path: str | Path) -> Profile:
     json_path = st_path.with_suffix(".json")
     for p in (st_path, json_path):
         if not p.is_file():
-            raise ProfileError(f"profile {name_or_path!r}: file {p} does not exist (a profile is NAME.safetensors + NAME.json)")
+            raise ProfileError(
+                f"profile {name_or_path!r}: file {p} does not exist (a profile is NAME.safetensors + NAME.json)"
+            )
     try:
         maps = load_file(str(st_path))
     except (SafetensorError, OSError, ValueError) as exc:

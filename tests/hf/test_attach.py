@@ -77,7 +77,8 @@ def test_decoder_processes_text_plus_keep_tokens(tiny, family, placement):
     n = inputs["input_ids"].shape[1]
     n_visual = int((inputs["input_ids"] == 999).sum())
     K = 2 if placement == "layer" else 0
-    layers = tokcompress.attach(model, UNIFORM[placement], keep=3).adapter.layers()
+    handle = tokcompress.attach(model, UNIFORM[placement], keep=3)
+    layers = handle.adapter.layers()
     seen: dict[int, int] = {}
 
     def record(i, module, args, out):  # a forward hook must return None
@@ -89,7 +90,7 @@ def test_decoder_processes_text_plus_keep_tokens(tiny, family, placement):
     finally:
         for h in hooks:
             h.remove()
-        tokcompress.hf.attach._attached[model].remove()
+        handle.remove()
     expect = [n if i < K else n - n_visual + 3 for i in range(len(layers))]
     assert [seen[i] for i in range(len(layers))] == expect
     assert out.logits.shape[1] == n - n_visual + 3
@@ -204,3 +205,20 @@ def test_ratio_budget_per_row(tiny):
     with tokcompress.attach(model, UNIFORM["layer"], ratio=0.25) as handle:
         model(**batch)
     assert handle.stats.visual_after == (4, 8)  # floor(16 * 0.25), floor(32 * 0.25): rows kept apart
+
+
+@pytest.mark.parametrize("family", ["llava", "gemma3"])
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_manual_decode_loop_without_positions_matches_generate(tiny, family, placement):
+    """Prefill, then feed one token at a time with the cache and the original-length mask, no position_ids."""
+    model = tiny(family)
+    inputs = make_inputs(model, [[3, Image(), 5]], seed=8)
+    with tokcompress.attach(model, UNIFORM[placement], keep=3):
+        tokens, logits = generate_logits(model, inputs, 3, SUPPRESS)
+        out = model(**inputs, use_cache=True)
+        mask, cache, step_logits = inputs["attention_mask"], out.past_key_values, [out.logits[:, -1]]
+        for t in range(2):
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            out = model(input_ids=tokens[:, t:t + 1], attention_mask=mask, past_key_values=cache, use_cache=True)
+            step_logits.append(out.logits[:, -1])
+    torch.testing.assert_close(torch.stack(step_logits, dim=1), logits, atol=ATOL, rtol=0)

@@ -203,3 +203,36 @@ def test_vision_placement_visionzip(tiny):
         ref_tokens, ref_logits = greedy_no_cache(model, inputs, 3, SUPPRESS)
     assert torch.equal(tokens, ref_tokens)
     torch.testing.assert_close(logits, ref_logits, atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("features", ["hidden", "normed"])
+def test_features_are_the_hidden_states_entering_layer_k(tiny, features):
+    """The pruner sees layer K's input at the visual positions (through the final norm when 'normed')."""
+    from tokcompress.pruner import Pruner
+    from tokcompress.selectors.controls import UniformSelector
+    from tokcompress.spec import load_spec
+
+    seen = {}
+
+    class Recording(UniformSelector):
+        def select(self, tokens, scores, graph, keep):
+            seen["features"], seen["text"] = tokens.features.clone(), tokens.text_features.clone()
+            return super().select(tokens, scores, graph, keep)
+
+    Recording.requires = frozenset({"text_features"})
+    pruner = Pruner(load_spec({"placement": "layer", "layer": 2, "selector": "uniform"}), selector=Recording())
+    model = tiny("llava")
+    inputs = make_inputs(model, [[3, Image(), 4]], seed=29)
+    decoder = model.model.language_model
+    # registered before attach, so it runs before the pruning hook and sees layer 2's full-length input
+    hook = decoder.layers[2].register_forward_pre_hook(lambda m, a, kw: seen.update(h=a[0][0].clone()), with_kwargs=True)
+    try:
+        with tokcompress.attach(model, pruner, keep=3, features=features):
+            model(**inputs)
+    finally:
+        hook.remove()
+    expect = decoder.norm(seen["h"]) if features == "normed" else seen["h"]
+    torch.testing.assert_close(seen["features"][0], expect[3:19].float())  # 3 text, 16 visual, 4 text
+    torch.testing.assert_close(seen["text"][0], expect[19:].float())
+    with pytest.raises(InputError, match="features must be"):
+        tokcompress.attach(model, "fastv", keep=2, features="raw")

@@ -52,7 +52,8 @@ class TrainConfig:
     eval_every: int = 250
     eval_n: int = 200
     ckpt_every: int = 50
-    threads: int = 2
+    threads: int = 1
+    """torch CPU threads. 1 by default: on a shared machine two spinning OpenMP threads ran 5x slower."""
     size: ModelSize = field(default_factory=ModelSize)
 
 

@@ -11,8 +11,8 @@ from typing import Any
 __all__ = ["attach", "PruningHandle", "PruneStats", "ModelAdapter", "build_tiny_model", "FAMILIES"]
 
 _EXPORTS = {
-    "attach": ("tokcompress.hf.attach", "attach"),
-    "PruningHandle": ("tokcompress.hf.attach", "PruningHandle"),
+    "attach": ("tokcompress.hf.handle", "attach"),
+    "PruningHandle": ("tokcompress.hf.handle", "PruningHandle"),
     "PruneStats": ("tokcompress.hf.stats", "PruneStats"),
     "ModelAdapter": ("tokcompress.hf.adapters.base", "ModelAdapter"),
     "build_tiny_model": ("tokcompress.hf.tiny", "build_tiny_model"),

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=2))
         return 0
-    console = Console()
+    console = Console(width=max(Console().width, 120))
     console.print(render_table(results, title))
     for r in results:
         console.print(f"[bold]{r.name}[/]: {r.text!r}")

@@ -85,7 +85,8 @@ def layouts(draw):
     segs = []
     for _ in range(draw(st.integers(1, 3))):
         if draw(st.booleans()):
-            segs.append(Grid(draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.sampled_from(["image", "tile"])), draw(st.booleans())))
+            rows, cols = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+            segs.append(Grid(rows, cols, draw(st.sampled_from(["image", "tile"])), draw(st.booleans())))
         else:
             segs.append(OffGrid(draw(st.integers(1, 2))))
     return Layout(tuple(segs))
@@ -196,7 +197,11 @@ def test_low_precision_inputs_give_the_edges_of_their_fp32_values(monkeypatch, d
 
 def test_spatial_terms_need_a_layout_and_say_so():
     tokens = VisualTokens(torch.randn(1, 16, 8))
-    for params, why in ((HybridParams(semantic_weight=0.5), r"semantic_weight=0.5 < 1"), (HybridParams(rule="or", semantic_weight=1.0), "rule: or")):
+    cases = [
+        (HybridParams(semantic_weight=0.5), r"semantic_weight=0.5 < 1"),
+        (HybridParams(rule="or", semantic_weight=1.0), "rule: or"),
+    ]
+    for params, why in cases:
         with pytest.raises(InputError, match=f"graph 'hybrid' uses spatial proximity \\({why}\\).*Layout"):
             HybridGraphBuilder(params).build(tokens)
     with pytest.raises(InputError, match="graph 'spatial' links tokens by grid position"):

@@ -66,7 +66,7 @@ def test_newlines_and_offgrid_tokens_get_the_grid_mean_or_the_profile_vector(tmp
 
 def test_kind_map_reuses_a_map_and_a_missing_kind_is_an_explicit_error():
     layout = Layout((Grid(24, 24, "base"), Grid(12, 12, "crop", newline=True)))
-    with pytest.raises(InputError, match=r"no 2-D map for grid kind 'base' \(has: image\).*kind_map: \{base: "):
+    with pytest.raises(InputError, match=r"on layout base 24x24 .*no 2-D map for grid kind 'base' \(has: image\).*kind_map: \{base: "):
         _debiaser().bias_for_layout(layout)
     deb = _debiaser(kind_map={"base": "image", "crop": "image"})
     bias = deb.bias_for_layout(layout)

@@ -100,7 +100,8 @@ def test_semantic_only_equals_the_general_preset_and_pivots_only_is_debiased_top
 def test_general_and_grounding_presets_work_on_a_single_grid_of_any_size(rows, cols, name):
     n = rows * cols
     g = torch.Generator().manual_seed(n)
-    tokens = VisualTokens(torch.randn(1, n, 16, generator=g), attention=torch.rand(1, n, generator=g), layout=Layout.grid(rows, cols))
+    feats, att = torch.randn(1, n, 16, generator=g), torch.rand(1, n, generator=g)
+    tokens = VisualTokens(feats, attention=att, layout=Layout.grid(rows, cols))
     keep = max(1, n // 9)
     out = build_pruner(name).select(tokens, keep=keep)
     assert out.shape == (1, keep) and bool((out[:, 1:] > out[:, :-1]).all())

@@ -18,7 +18,7 @@ class LlavaAdapter(ModelAdapter):
     def tokens_per_image(self) -> int:
         v = self.config.vision_config
         n = (v.image_size // v.patch_size) ** 2
-        return n + int(self.config.vision_feature_select_strategy == "full")
+        return n + int(getattr(self.config, "vision_feature_select_strategy", "default") == "full")
 
     def row_layouts(self, call: CallInputs) -> list[Layout | None]:
         per = self.tokens_per_image()

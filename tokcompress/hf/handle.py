@@ -52,22 +52,44 @@ _attached: "weakref.WeakKeyDictionary[nn.Module, PruningHandle]" = weakref.WeakK
 
 
 def attach(model: nn.Module, pruner: "str | Path | Mapping[str, Any] | PrunerSpec | Pruner", *, keep: int | None = None,
-           ratio: float | None = None, renumber_positions: bool = False) -> "PruningHandle":
+           ratio: float | None = None, renumber_positions: bool = False, features: str = "hidden") -> "PruningHandle":
     """Prune the visual tokens of `model` (a supported ``...ForConditionalGeneration``) with `pruner`.
 
     pruner: preset name, spec file path, spec mapping, `PrunerSpec` or a built `Pruner`; its spec's
     ``placement`` and ``layer`` say where. keep / ratio: visual tokens kept per sample (per image for
     the vision placement), exactly one of them. renumber_positions: give kept tokens contiguous RoPE
     positions (decode positions shift with them) instead of their original ones (FastV's default).
+    features: what `VisualTokens.features` / ``text_features`` hold: ``hidden`` (the hidden states
+    entering the pruning layer, or the projector outputs pre-LLM; D2Pruner, DivPrune) or ``normed``
+    (the same through the decoder's final norm: DART's "final-normed hidden states").
     Returns a `PruningHandle`; use it as a context manager or call ``.remove()``.
     """
+    _check_transformers_version()
     if model in _attached:
         raise InputError(f"{type(model).__name__} already has a tokcompress pruner attached; remove it first")
     resolve_budget(1, keep, ratio)  # validates keep / ratio now rather than at the first call
+    if features not in ("hidden", "normed"):
+        raise InputError(f"features must be 'hidden' or 'normed', got {features!r}")
     built = pruner if isinstance(pruner, Pruner) else build_pruner(load_spec(pruner))
-    handle = PruningHandle(model, find_adapter(model), built, keep, ratio, bool(renumber_positions))
+    handle = PruningHandle(model, find_adapter(model), built, keep, ratio, bool(renumber_positions), features)
     _attached[model] = handle
     return handle
+
+
+TESTED_TRANSFORMERS = "5.23."
+
+
+def _check_transformers_version() -> None:
+    import warnings
+
+    import transformers
+
+    if not transformers.__version__.startswith(TESTED_TRANSFORMERS):
+        warnings.warn(
+            f"tokcompress.attach is tested with transformers {TESTED_TRANSFORMERS}x, found {transformers.__version__}; "
+            "the hooks read model internals that change between minor releases",
+            stacklevel=3,
+        )
 
 
 @dataclass
@@ -92,9 +114,9 @@ class PruningHandle:
     """Hooks of one attached pruner on one model. ``stats`` describes the last pruned prefill."""
 
     def __init__(self, model: nn.Module, adapter: ModelAdapter, pruner: Pruner, keep: int | None,
-                 ratio: float | None, renumber: bool) -> None:
+                 ratio: float | None, renumber: bool, features: str = "hidden") -> None:
         self.model, self.adapter, self.pruner = model, adapter, pruner
-        self.keep, self.ratio, self.renumber = keep, ratio, renumber
+        self.keep, self.ratio, self.renumber, self.features = keep, ratio, renumber, features
         spec = pruner.spec
         self.placement: str = spec.placement
         self.layer: int = spec.layer if self.placement == "layer" else 0
@@ -170,6 +192,11 @@ class PruningHandle:
         n = len(self._layers)
         if p == "layer" and not 1 <= self.layer < n:
             raise InputError(f"spec layer K={self.layer} is out of range for a {n}-layer decoder; expected 1 <= K < {n}")
+        if self.features == "normed" and p == "vision":
+            raise InputError("features='normed' applies the decoder's norm; placement 'vision' has vision features")
+        if self.features == "normed" and self.pruner.merger is not None:
+            raise InputError("features='normed' cannot be combined with a merger: merged features must stay in the "
+                             "decoder's hidden-state space; use features='hidden'")
         if p == "vision" and not self.adapter.vision_placement:
             raise InputError(
                 f"placement 'vision' is implemented for LLaVA only, not {self.adapter.family!r}; "
@@ -447,6 +474,7 @@ class PruningHandle:
         start = time.perf_counter()
         counts = visual.sum(dim=1).tolist()
         chosen = [torch.zeros(0, dtype=torch.long, device=feats.device) for _ in range(B)]
+        source = self._decoder.norm(feats) if self.features == "normed" and self._frozen is None else feats
         merged: dict[int, torch.Tensor] = {}
         if self._frozen is not None:
             chosen = self._frozen_choice(visual)
@@ -457,7 +485,7 @@ class PruningHandle:
                 if n:
                     groups[resolve_budget(n, self.keep, self.ratio)].append(b)
             for k, rows in groups.items():
-                tokens, positions = self._visual_tokens(rows, visual, feats, attention, keys, layouts)
+                tokens, positions = self._visual_tokens(rows, visual, source, attention, keys, layouts)
                 if self.pruner.merger is not None:
                     out = self.pruner.compress(tokens, keep=k)
                     idx = out.indices

@@ -1,0 +1,88 @@
+"""The demo and ``tokcompress generate``: built-in model, tiny families, and a checkpoint directory."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tokcompress import demo
+from tokcompress.cli import main as cli_main
+
+
+def _rows(capsys):
+    return {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+
+
+def test_demo_builtin_model_compares_d2pruner_and_fastv(capsys):
+    assert demo.main(["--text-layers", "3", "--text-hidden", "64", "--repeats", "1", "--max-new-tokens", "3", "--json"]) == 0
+    rows = _rows(capsys)
+    assert list(rows) == ["none", "d2pruner", "fastv"]
+    for name in ("d2pruner", "fastv"):
+        r = rows[name]
+        assert (r["visual_before"], r["visual_after"], r["placement"], r["layer"]) == (576, 64, "layer", 2)
+        assert 0 < r["flops_reduction"] < 1 and r["prefill_ms"] > 0 and 0 <= r["agree"] <= 3
+        assert len(r["tokens"]) == 3
+    assert rows["none"]["speedup"] == 1.0
+
+
+def test_demo_table_output(capsys):
+    assert demo.main(["--text-layers", "3", "--text-hidden", "64", "--repeats", "1", "--max-new-tokens", "2",
+                      "--presets", "fastv", "--keep", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "fastv" in out and "16/576" in out and "same tokens" in out
+
+
+def test_bundled_image_matches_its_drawing():
+    from PIL import Image, ImageChops
+
+    shipped = Image.open(demo.ASSET).convert("RGB")
+    assert ImageChops.difference(shipped, demo.draw_demo_image()).getbbox() is None
+
+
+@pytest.mark.parametrize("family", ["qwen2_vl", "smolvlm"])
+def test_cli_generate_tiny_family(capsys, family):
+    argv = ["generate", "--family", family, "--preset", "fastv", "uniform", "--keep", "4", "--max-new-tokens", "3",
+            "--repeats", "1", "--json"]
+    assert cli_main(argv) == 0
+    rows = _rows(capsys)
+    assert rows["fastv"]["visual_after"] == 4 and rows["uniform"]["placement"] == "pre_llm"
+
+
+def test_cli_reports_a_bad_preset(capsys):
+    assert cli_main(["generate", "--family", "llava", "--preset", "no-such-preset", "--repeats", "1"]) == 2
+    assert "no-such-preset" in capsys.readouterr().err
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    """A tiny LLaVA saved with a processor whose tokenizer is built in code (no downloads)."""
+    import transformers
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from tokcompress.hf.tiny import build_tiny_model
+
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "<image>": 999}
+    vocab.update({ch: 4 + i for i, ch in enumerate("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,?!:'\n ")})
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>",
+                                                bos_token="<s>", eos_token="</s>")
+    fast.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    cls = getattr(transformers, "CLIPImageProcessorPil", None) or transformers.CLIPImageProcessor
+    processor = transformers.LlavaProcessor(image_processor=cls(size={"shortest_edge": 56}, crop_size={"height": 56, "width": 56}),
+                                            tokenizer=fast, patch_size=14, vision_feature_select_strategy="default",
+                                            image_token="<image>", num_additional_image_tokens=1)
+    model, _ = build_tiny_model("llava")
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    return tmp_path
+
+
+def test_demo_and_cli_load_a_checkpoint_directory(checkpoint, capsys):
+    assert demo.main(["--model", str(checkpoint), "--repeats", "1", "--max-new-tokens", "2", "--keep", "4", "--json"]) == 0
+    rows = _rows(capsys)
+    assert rows["fastv"]["visual_before"] == 16 and rows["fastv"]["visual_after"] == 4
+    assert cli_main(["generate", "--model", str(checkpoint), "--preset", "uniform", "--ratio", "0.5", "--repeats", "1",
+                     "--max-new-tokens", "2", "--json"]) == 0
+    assert _rows(capsys)["uniform"]["visual_after"] == 8
