@@ -4,21 +4,32 @@
     python benchmarks/bench_selection.py --quick         # N in {576, 2880}, batch 1, 3 runs
     python benchmarks/bench_selection.py --max-seconds 60 --skip divprune@16384x8 --presets fastv dart
 
-Every preset the catalog knows is timed (D2Pruner's appear as soon as its plugin registers them),
-on one synthetic batch per cell carrying every probe a stage may read. The timed call is
-``pruner.select(tokens, keep=round(N * keep_ratio))``: scores, graph and selection, no merge and no
-model. A cell slower than ``--time-limit`` on its first (warm-up) run is reported from that run alone.
-The slowest cells are skipped: a cell whose time, extrapolated quadratically in N from the same
-preset's previous N at the same batch, exceeds ``--max-seconds``; ``--skip PRESET@N`` or
-``PRESET@NxB`` skips cells by hand. Peak extra memory is the growth of the resident set during the call on CPU (VmHWM after a
-reset through /proc/self/clear_refs), or ``torch.cuda.max_memory_allocated`` above the inputs on GPU.
+Every preset the catalog knows is timed (D2Pruner's appear as soon as its plugin registers them), on
+one synthetic batch per cell carrying every probe a stage may read. Grids and kept counts are those of
+benchmarks/bench_d2pruner.py (24x24 -> 64, 48x60 -> 288, 128x128 -> 1638), so the two tables line up.
+The timed call is ``pruner.select(tokens, keep=...)``: scores, graph and selection; no merge, no model.
+
+Cells: the median of ``--repeats`` runs after a warm-up. A cell whose first run is slower than
+``--time-limit`` is reported from that run alone. The slowest cells are skipped: one whose time,
+extrapolated quadratically in N from the same preset's previous N at the same batch, exceeds
+``--max-seconds``; ``--skip PRESET@N`` or ``PRESET@NxB`` skips cells by hand.
+
+Peak extra memory: on CPU the first runs happen in a forked child (inputs shared copy-on-write) that
+makes glibc return every freed block over 128 KiB to the OS (``mallopt``) and releases its free heap
+before each call (``malloc_trim``), resets the peak resident
+set (``/proc/self/clear_refs``) and reports ``VmHWM`` minus ``VmRSS`` before its second call (the
+first pays the child's one-time start-up), so cached allocations cannot hide a peak; timings run in the parent with the normal allocator. On CUDA it is
+``torch.cuda.max_memory_allocated`` above the inputs. Threads default to 1, as in the D2Pruner
+benchmark: on a shared machine two OpenMP threads spend milliseconds in barriers.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import json
+import os
 import platform
 import re
 import statistics
@@ -30,11 +41,14 @@ from pathlib import Path
 import torch
 
 import tokcompress
-from tokcompress import Grid, Layout, VisualTokens
+from tokcompress import Layout, VisualTokens
 from tokcompress.catalog import get_catalog
 
 FULL_N = (576, 2880, 16384)
 FULL_B = (1, 8)
+GRIDS = {576: (24, 24), 2880: (48, 60), 16384: (128, 128)}  # as benchmarks/bench_d2pruner.py
+KEEP = {576: 64, 2880: 288, 16384: 1638}
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
 
 
 @dataclass
@@ -51,11 +65,8 @@ class Cell:
 
 
 def layout_for(n: int) -> Layout:
-    """576: one 24x24 image; 2880: five 24x24 views (a base image and 4 crops, as LLaVA-NeXT's per-crop
-    view; all of kind "image" so a single-image positional profile applies per view); else one square."""
-    if n == 2880:
-        return Layout(tuple(Grid(24, 24) for _ in range(5)))
-    return Layout.square(n)
+    """The D2Pruner benchmark's grids; any other N must be a square."""
+    return Layout.grid(*GRIDS[n]) if n in GRIDS else Layout.square(n)
 
 
 def make_tokens(n: int, batch: int, dim: int, key_dim: int, embed_dim: int, text: int, device: str, seed: int = 0) -> VisualTokens:
@@ -76,41 +87,6 @@ def make_tokens(n: int, batch: int, dim: int, key_dim: int, embed_dim: int, text
     )
 
 
-class PeakMemory:
-    """Peak memory growth during a block: resident set on CPU, allocator on CUDA."""
-
-    def __init__(self, device: str) -> None:
-        self.cuda = device.startswith("cuda")
-
-    def __enter__(self) -> "PeakMemory":
-        gc.collect()
-        if self.cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.base = torch.cuda.memory_allocated()
-        else:
-            try:
-                Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-                self.base = _status_kib("VmRSS")
-            except OSError:
-                self.base = None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.cuda:
-            torch.cuda.synchronize()
-            self.extra_mib = (torch.cuda.max_memory_allocated() - self.base) / 2**20
-        elif self.base is None:
-            self.extra_mib = None
-        else:
-            self.extra_mib = (_status_kib("VmHWM") - self.base) / 1024
-
-
-def _status_kib(field: str) -> int:
-    match = re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M)
-    return int(match.group(1))
-
-
 def timed(pruner: tokcompress.Pruner, tokens: VisualTokens, keep: int, device: str) -> float:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -121,19 +97,67 @@ def timed(pruner: tokcompress.Pruner, tokens: VisualTokens, keep: int, device: s
     return time.perf_counter() - start
 
 
+def _status_kib(field: str) -> int:
+    match = re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M)
+    return int(match.group(1))
+
+
+def first_run(pruner: tokcompress.Pruner, tokens: VisualTokens, keep: int, device: str, limit: float) -> tuple[float, float | None]:
+    """(seconds of a first selection, peak extra MiB of one selection); on CPU in a forked child.
+
+    The child runs the selection twice and reports the second call's memory, since a fresh process
+    pays a one-time ~10-16 MiB on its first torch call; a first call slower than `limit` is not
+    repeated and its own memory is reported.
+    """
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        seconds = timed(pruner, tokens, keep, device)
+        return seconds, (torch.cuda.max_memory_allocated() - base) / 2**20
+    if not hasattr(os, "fork") or not Path("/proc/self/clear_refs").exists():
+        return timed(pruner, tokens, keep, device), None
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: measure, report through the pipe, leave without any cleanup
+        os.close(read)
+        try:
+            libc = ctypes.CDLL("libc.so.6")
+            libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+            libc.mallopt(M_TRIM_THRESHOLD, 128 * 1024)
+            for call in range(2):
+                libc.malloc_trim(0)  # free heap chunks still resident (the parent's, call 1's) would hide reuse
+                Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+                base = _status_kib("VmRSS")
+                seconds = timed(pruner, tokens, keep, device)
+                report = {"seconds": report["seconds"] if call else seconds, "mib": (_status_kib("VmHWM") - base) / 1024}
+                if seconds > limit:
+                    break
+        except Exception as exc:
+            report = {"error": f"{type(exc).__name__}: {exc}"}
+        os.write(write, json.dumps(report).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        report = json.loads(pipe.read() or '{"error": "the measuring child died"}')
+    os.waitpid(pid, 0)
+    if "error" in report:
+        raise RuntimeError(report["error"])
+    return report["seconds"], report["mib"]
+
+
 def run_cell(cell: Cell, pruner: tokcompress.Pruner, tokens: VisualTokens, args: argparse.Namespace) -> None:
-    """Fills `cell` with the median time and the warm-up's peak extra memory."""
+    """Fills `cell` with the median time and the first run's peak extra memory."""
     try:
-        with PeakMemory(args.device) as mem:
-            first = timed(pruner, tokens, cell.keep, args.device)
+        first, cell.peak_extra_mib = first_run(pruner, tokens, cell.keep, args.device, args.time_limit)
     except Exception as exc:  # a preset that cannot run on these inputs is reported, not fatal
-        cell.note = f"error ({type(exc).__name__})"
-        cell.error = str(exc).splitlines()[0]
+        cell.note, cell.error = "error", str(exc).splitlines()[0]
         return
-    cell.peak_extra_mib = mem.extra_mib
     if first > args.time_limit:
         cell.median_ms, cell.runs = first * 1e3, 1
         return
+    timed(pruner, tokens, cell.keep, args.device)  # warm-up in this process
     times = [timed(pruner, tokens, cell.keep, args.device) for _ in range(args.repeats)]
     cell.median_ms, cell.runs = statistics.median(times) * 1e3, len(times)
 
@@ -169,22 +193,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--key-dim", type=int, default=1024, help="key width (default 1024)")
     ap.add_argument("--embed-dim", type=int, default=768, help="joint image-text width, CLIP-L (default 768)")
     ap.add_argument("--text", type=int, default=32, help="text tokens (default 32)")
-    ap.add_argument("--keep-ratio", type=float, default=64 / 576, help="kept share, round(N * ratio) (default 64/576)")
+    ap.add_argument("--keep-ratio", type=float, help="keep round(N * ratio) (default: 64, 288, 1638 as the D2Pruner benchmark)")
     ap.add_argument("--repeats", type=int, default=5, help="timed runs after the warm-up (default 5)")
-    ap.add_argument("--time-limit", type=float, default=10.0, help="seconds: a slower warm-up is reported alone (default 10)")
+    ap.add_argument("--time-limit", type=float, default=10.0, help="seconds: a slower first run is reported alone (default 10)")
     ap.add_argument("--max-seconds", type=float, default=120.0,
                     help="skip a cell whose time extrapolated as N^2 from the preset's previous N exceeds this (default 120)")
     ap.add_argument("--skip", nargs="*", default=[], metavar="PRESET@N[xB]", help="cells to skip")
     ap.add_argument("--presets", nargs="*", help="only these presets (default: every registered one)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    ap.add_argument("--threads", type=int, help="torch CPU threads")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, see above)")
     ap.add_argument("--json", type=Path, help="also write the raw cells here")
     args = ap.parse_args(argv)
     if args.quick:
         args.n, args.batch, args.repeats = args.n or [576, 2880], args.batch or [1], min(args.repeats, 3)
     ns, batches = args.n or list(FULL_N), args.batch or list(FULL_B)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     presets = args.presets or sorted(get_catalog().presets)
     pruners = {p: tokcompress.build_pruner(p) for p in presets}
     grid = [(n, b) for n in sorted(ns) for b in sorted(batches)]
@@ -192,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     last: dict[tuple[str, int], Cell] = {}  # (preset, batch) -> its last measured cell
     for n, b in grid:
         tokens = make_tokens(n, b, args.dim, args.key_dim, args.embed_dim, args.text, args.device)
-        keep = max(1, round(n * args.keep_ratio))
+        keep = max(1, round(n * args.keep_ratio)) if args.keep_ratio else KEEP.get(n, max(1, round(n * 64 / 576)))
         for p in presets:
             cell = Cell(p, n, b, keep)
             cells.append(cell)
@@ -206,11 +229,12 @@ def main(argv: list[str] | None = None) -> int:
                 run_cell(cell, pruners[p], tokens, args)
                 if cell.median_ms is not None:
                     last[(p, b)] = cell
-            print(f"  {p:>28} N={n:>5} B={b}: {format_cell(cell)}", file=sys.stderr, flush=True)
+            print(f"  {p:>28} N={n:>5} B={b}: {format_cell(cell)} {cell.error}", file=sys.stderr, flush=True)
         del tokens
-    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    print(f"Selection time (median of {args.repeats} after a warm-up) / peak extra memory; D={args.dim}, "
-          f"keep=round(N*{args.keep_ratio:.4f}); device: {device}; torch {torch.__version__}. * = a single run.")
+    cpu = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s)"
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else cpu
+    print(f"Selection time (median of {args.repeats} after a warm-up) / peak extra memory; D={args.dim}; "
+          f"device: {device}; torch {torch.__version__}. * = a single run.")
     print(table(cells, grid))
     if args.json:
         args.json.write_text(json.dumps([asdict(c) for c in cells], indent=1))

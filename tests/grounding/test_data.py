@@ -106,3 +106,23 @@ def test_write_split_is_read_by_the_study_dataset_loader(tmp_path):
     assert np.asarray(samples[0].load_image()).tobytes() == _pixels(ref)  # PNG is lossless
     meta = json.loads(path.read_text().splitlines()[0])["meta"]
     assert meta == {"task": "grounding", "target": ref.answer, "seed": 0, "index": 0}
+
+
+def test_curriculum_scenes_respect_max_objects_and_the_default_is_the_sample_scene():
+    for cap in (1, 2, 3):
+        for index in range(10):
+            image, scene, questions = data.make_group(0, "train", index, 1, 1, max_objects=cap)
+            assert 1 <= len(scene.shapes) <= cap and [q.task for q in questions] == ["grounding", "counting"]
+    image, scene, _ = data.make_group(0, "test", 4, 1, 0)
+    assert scene == make_sample(0, "test", 4).scene and np.asarray(image).tobytes() == _pixels(make_sample(0, "test", 4))
+    with pytest.raises(ValueError, match="max_objects must be in 1..8"):
+        data.make_group(0, "train", 0, 1, 0, max_objects=9)
+
+
+def test_counting_questions_in_a_group_ask_distinct_types_with_true_counts():
+    _, scene, questions = data.make_group(0, "train", 11, 0, 5)
+    prompts = [q.prompt for q in questions]
+    assert len(set(prompts)) == 5
+    for q in questions:
+        n = sum(f"many {sh.colour} {PLURALS[sh.kind]}?" in q.prompt for sh in scene.shapes)
+        assert q.answer == COUNT_WORDS[n]

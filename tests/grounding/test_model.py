@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -97,3 +99,19 @@ def test_same_seed_same_weights_and_missing_folder_is_named(tmp_path):
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     with pytest.raises(FileNotFoundError, match="config.json missing"):
         load_pretrained(tmp_path / "nothing")
+
+
+def test_vision_position_table_starts_from_2d_sincos_codes():
+    from tokcompress.grounding.model import sincos_positions
+
+    codes = sincos_positions(16, 8, amplitude=1.0)
+    assert codes.shape == (256, 8)
+    # channels 0-3 encode the column (sin f0, sin f1, cos f0, cos f1), 4-7 the row; frequency f0 = 1 rad/patch
+    patch = 3 * 16 + 5  # row 3, column 5
+    expected = torch.tensor([math.sin(5), math.cos(5), math.sin(3), math.cos(3)])
+    assert torch.allclose(codes[patch, [0, 2, 4, 6]], expected, atol=1e-6)
+    model = build_model(TINY, seed=0)
+    table = model.model.vision_tower.embeddings.position_embedding.weight
+    assert torch.equal(table[0], torch.zeros(16)) and torch.equal(table[1:], sincos_positions(16, 16))
+    with pytest.raises(ValueError, match="multiple of 4"):
+        sincos_positions(16, 6)

@@ -112,3 +112,11 @@ def test_interrupted_and_resumed_training_equals_an_uninterrupted_run(tmp_path):
 
     assert untimed(straight["log"]) == untimed(resumed["log"])
     assert json.loads((tmp_path / "a" / "training.json").read_text())["config"]["steps"] == 3
+
+
+def test_curriculum_grows_scenes_from_one_shape_to_the_full_range():
+    from tokcompress.grounding.train import max_objects
+
+    cfg = TrainConfig(curriculum_steps=700)
+    assert [max_objects(cfg, s) for s in (0, 99, 100, 350, 699, 700, 5000)] == [1, 1, 2, 4, 7, 8, 8]
+    assert max_objects(TrainConfig(curriculum_steps=0), 0) == 8

@@ -222,3 +222,21 @@ def test_manual_decode_loop_without_positions_matches_generate(tiny, family, pla
             out = model(input_ids=tokens[:, t:t + 1], attention_mask=mask, past_key_values=cache, use_cache=True)
             step_logits.append(out.logits[:, -1])
     torch.testing.assert_close(torch.stack(step_logits, dim=1), logits, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_d2pruner_and_dart_presets_run_on_every_family(tiny, family):
+    """The shipped in-LLM presets get what they read (attention, keys, text keys, features, layouts) everywhere."""
+    model = tiny(family)
+    _, batch = ragged_batch(model, family)
+    # the default prior profile maps 'image' grids only; map the other grid kinds onto it
+    kinds = {k: "image" for k in ("base", "crop", "tile", "thumbnail", "frame")}
+    d2pruner = {"extends": "d2pruner", "debiaser": {"name": "position_prior", "kind_map": kinds}}
+    for preset, features in ((d2pruner, "hidden"), ("dart", "normed")):
+        with tokcompress.attach(model, preset, keep=3, features=features) as handle:
+            tokens, logits = generate_logits(model, batch, 3, SUPPRESS)
+            handle.freeze()
+            ref_tokens, ref_logits = greedy_no_cache(model, batch, 3, SUPPRESS)
+        assert handle.stats.visual_after == (3, 3)
+        assert torch.equal(tokens, ref_tokens)
+        torch.testing.assert_close(logits, ref_logits, atol=ATOL, rtol=0)

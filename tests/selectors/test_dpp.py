@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import tokcompress
@@ -86,19 +84,17 @@ def test_dense_and_on_demand_rows_agree_while_the_kernel_has_full_rank(seed, b, 
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), n=st.integers(3, 14), data=st.data())
 def test_each_pick_maximises_the_log_determinant_gain(seed, n, data):
+    # the greedy MAP by definition, in float64: add the token that maximises log det(L_Y) each time
     g = torch.Generator().manual_seed(seed)
     x = torch.nn.functional.normalize(torch.randn(n, n + 2, generator=g, dtype=torch.float64), dim=-1)
     r = torch.rand(n, generator=g, dtype=torch.float64) + 0.2
     keep = data.draw(st.integers(2, n - 1))
-    chosen = dpp().select(VisualTokens(x[None].float(), attention=r[None].float()), keep=keep)[0].tolist()
     L = r[:, None] * (x @ x.T) * r[None, :]
     picked: list[int] = []
     for _ in range(keep):
         rest = [i for i in range(n) if i not in picked]
-        gains = {i: torch.logdet(L[picked + [i]][:, picked + [i]]).item() for i in rest}
-        best = max(gains.values())
-        near = [i for i in rest if gains[i] >= best - 1e-4 and i in chosen]
-        assert near, f"the best next token by log det is not among the chosen {chosen}"
-        picked.append(near[0])
-    assert sorted(picked) == chosen
-    assert math.isfinite(best)
+        gains = sorted(((torch.logdet(L[picked + [i]][:, picked + [i]]).item(), -i) for i in rest), reverse=True)
+        assume(len(gains) == 1 or gains[0][0] - gains[1][0] > 1e-4)  # fp32 cannot separate closer calls
+        picked.append(-gains[0][1])
+    chosen = dpp().select(VisualTokens(x[None].float(), attention=r[None].float()), keep=keep)[0].tolist()
+    assert chosen == sorted(picked)

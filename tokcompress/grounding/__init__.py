@@ -14,10 +14,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["DEFAULT_MODEL_DIR", "DEFAULT_TEMPLATE", "load_default_model", "format_prompt"]
+__all__ = ["DEFAULT_MODEL_DIR", "TESTSET_JSONL", "DEFAULT_TEMPLATE", "load_default_model", "format_prompt"]
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
 """The committed trained model: a ``from_pretrained`` folder (config, safetensors, tokenizer, processor)."""
+
+TESTSET_JSONL = Path(__file__).resolve().parent / "testset" / "test.jsonl"
+"""The first 200 test samples (100 grounding, 100 counting) in the study tooling's JSONL format, PNGs beside it.
+Regenerate: ``python -m tokcompress.grounding.data --out tokcompress/grounding/testset --val 0 --test 200``."""
 
 DEFAULT_TEMPLATE = "chat"
 """Prompt format the model answers best in: ``"USER: <image>\\n{question} ASSISTANT:"``."""

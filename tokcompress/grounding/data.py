@@ -23,6 +23,7 @@ import numpy as np
 
 __all__ = [
     "IMAGE_SIZE",
+    "MAX_OBJECTS",
     "COLOURS",
     "SHAPES",
     "PLURALS",
@@ -68,7 +69,8 @@ SPLITS = {"train": 0, "val": 1, "test": 2}
 """Split name -> stream id mixed into the seed, so the splits are disjoint streams."""
 TASKS = ("grounding", "counting")
 
-_MAX_OBJECTS = 8
+MAX_OBJECTS = 8
+"""Most shapes in one scene (test scenes have 3 to 8)."""
 _P_SMALL = 0.6
 _P_MAIN = 0.5
 _MARGIN = 2
@@ -167,16 +169,19 @@ def _size_word(rng: np.random.Generator) -> str:
     return "small" if rng.random() < _P_SMALL else "large"
 
 
-def _scene(rng: np.random.Generator) -> Scene:
+def _scene(rng: np.random.Generator, max_objects: int = MAX_OBJECTS) -> Scene:
     """A scene with a repeated main type (1-4 copies) among near-miss and random distractors.
 
     Repeats make counts up to four common; near misses (same colour or same kind as the main type)
     make both questions need every attribute. Layouts that do not fit are redrawn from the stream.
+    `max_objects` below the default gives the easier scenes of the training curriculum.
     """
+    if not 1 <= max_objects <= MAX_OBJECTS:
+        raise ValueError(f"max_objects must be in 1..{MAX_OBJECTS}, got {max_objects}")
     while True:
         colour, kind = _pick(rng, list(COLOURS)), _pick(rng, SHAPES)
-        copies = int(rng.integers(1, len(COUNT_WORDS)))
-        others = int(rng.integers(2, _MAX_OBJECTS - copies + 1))
+        copies = int(rng.integers(1, min(len(COUNT_WORDS) - 1, max_objects) + 1))
+        others = int(rng.integers(min(2, max_objects - copies), max_objects - copies + 1))
         attrs = [(_size_word(rng), colour, kind) for _ in range(copies)]
         for _ in range(others):
             c, k = _near_miss(rng, colour, kind) if rng.random() < 0.6 else (_pick(rng, list(COLOURS)), _pick(rng, SHAPES))
@@ -257,14 +262,15 @@ def _counting_questions(rng: np.random.Generator, scene: Scene, n: int) -> list[
     return out
 
 
-def make_group(seed: int, split: str, index: int, n_grounding: int, n_counting: int):
+def make_group(seed: int, split: str, index: int, n_grounding: int, n_counting: int, max_objects: int = MAX_OBJECTS):
     """Image `index` of `split` with several questions on it: ``(image, scene, [Question])``.
 
-    The image and scene are those of ``make_sample(seed, split, index)``; training packs a group into
-    one sequence (see `train.encode_groups`), so the image is encoded once for all its questions.
+    With the default `max_objects` the image and scene are those of ``make_sample(seed, split,
+    index)``; training packs a group into one sequence (see `train.encode_groups`), so the image is
+    encoded once for all its questions.
     """
     rng = _rng(seed, split, index)
-    scene = _scene(rng)
+    scene = _scene(rng, max_objects)
     image = render(scene, rng)
     questions = _grounding_questions(rng, scene, n_grounding) + _counting_questions(rng, scene, n_counting)
     return image, scene, questions

@@ -3,7 +3,8 @@
 Grounding is correct when the four numbers of the answer form a box with IoU >= 0.5 against the
 ground truth; counting when the answer equals the count word (case and surrounding spaces ignored).
 
-    python -m tokcompress.grounding.evaluate [--model DIR] [--n 1000] [--split test] [--template chat]
+    python -m tokcompress.grounding.evaluate [--model DIR] [--n 1000] [--split test] [--template chat] [--record]
+    python -m tokcompress.grounding.evaluate --pruner d2pruner --ratio 0.1      # pruned, through tokcompress.attach
 """
 
 from __future__ import annotations
@@ -118,13 +119,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="data generator seed")
     parser.add_argument("--template", default="chat", choices=sorted(TEMPLATES))
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: fastest on a busy machine)")
+    parser.add_argument("--record", action="store_true", help="also store the result under the split's name in MODEL/training.json")
+    parser.add_argument("--pruner", help="evaluate with this pruner attached (preset name or spec file), via tokcompress.attach")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--keep", type=int, help="visual tokens kept (with --pruner)")
+    budget.add_argument("--ratio", type=float, help="fraction of visual tokens kept (with --pruner)")
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error(f"--n must be >= 1, got {args.n}")
+    if (args.keep is not None or args.ratio is not None) != (args.pruner is not None):
+        parser.error("--pruner needs --keep or --ratio, and they need --pruner")
+    if args.record and args.pruner:
+        parser.error("--record stores the unpruned accuracy; drop --pruner")
     torch.set_num_threads(args.threads)
     model, processor = load_pretrained(args.model)
-    result = evaluate_model(model, processor, args.n, args.split, args.seed, args.template)
-    print(json.dumps({"model": str(args.model), "split": args.split, "template": args.template, **result.as_dict()}))
+    if args.pruner:
+        import tokcompress
+
+        with tokcompress.attach(model, args.pruner, keep=args.keep, ratio=args.ratio):
+            result = evaluate_model(model, processor, args.n, args.split, args.seed, args.template)
+    else:
+        result = evaluate_model(model, processor, args.n, args.split, args.seed, args.template)
+    line = {"split": args.split, "seed": args.seed, "template": args.template, **result.as_dict()}
+    if args.pruner:
+        line |= {"pruner": args.pruner, "keep": args.keep, "ratio": args.ratio}
+    print(json.dumps({"model": str(args.model), **line}))
+    if args.record:
+        path = Path(args.model) / "training.json"
+        record = json.loads(path.read_text()) if path.is_file() else {}
+        record[args.split] = line
+        path.write_text(json.dumps(record, indent=1) + "\n")
     return 0
 
 

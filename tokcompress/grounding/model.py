@@ -37,6 +37,7 @@ __all__ = [
     "build_processor",
     "build_config",
     "build_model",
+    "sincos_positions",
     "save_pretrained",
     "load_pretrained",
 ]
@@ -192,13 +193,40 @@ def build_config(size: ModelSize = ModelSize()):
     )
 
 
+def sincos_positions(grid: int, dim: int, amplitude: float = 0.5):
+    """``[grid * grid, dim]`` 2-D sine/cosine position codes (MAE style): half the channels encode the
+    column, half the row, each with ``dim / 4`` frequencies from 1 to 1/10000 cycles per patch (radians)."""
+    import torch
+
+    if dim % 4:
+        raise ValueError(f"dim must be a multiple of 4 for 2-D sine/cosine codes, got {dim}")
+    freqs = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))
+    rows, cols = torch.meshgrid(torch.arange(grid, dtype=torch.float64), torch.arange(grid, dtype=torch.float64), indexing="ij")
+
+    def code(coord):
+        angles = coord.reshape(-1, 1) * freqs
+        return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+    return (amplitude * torch.cat([code(cols), code(rows)], dim=1)).float()
+
+
 def build_model(size: ModelSize = ModelSize(), seed: int = 0):
-    """A freshly initialised model (deterministic given `seed`), in fp32, eval mode."""
+    """A freshly initialised model (deterministic given `seed`), in fp32, eval mode.
+
+    The vision tower's learned position embeddings start from 2-D sine/cosine codes (the CLS slot at
+    zero) instead of small random values: with random ones the patch content drowns the position
+    signal, and a model that must read coordinates off the grid first has to discover where patches are.
+    """
     import torch
     from transformers import GenerationConfig, LlavaForConditionalGeneration
 
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(build_config(size))
+    grid = INPUT_SIZE // PATCH_SIZE
+    with torch.no_grad():
+        table = model.model.vision_tower.embeddings.position_embedding.weight
+        table.zero_()
+        table[1:] = sincos_positions(grid, size.vision_hidden)
     model.generation_config = GenerationConfig(
         max_new_tokens=6, do_sample=False, bos_token_id=BOS_ID, eos_token_id=EOS_ID, pad_token_id=PAD_ID
     )

@@ -22,10 +22,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .data import Question, make_group, make_sample
+from .data import MAX_OBJECTS, Question, make_group, make_sample
 from .model import EOS_ID, IMAGE_TOKEN_ID, PAD_ID, TEMPLATES, ModelSize, format_prompt
 
-__all__ = ["TrainConfig", "Group", "batch_groups", "encode_groups", "learning_rate", "command_line", "train"]
+__all__ = ["TrainConfig", "Group", "max_objects", "batch_groups", "encode_groups", "learning_rate", "command_line", "train"]
 
 IGNORE = -100
 _TEMPLATE_ORDER = tuple(sorted(TEMPLATES))
@@ -42,6 +42,8 @@ class TrainConfig:
     """Images per step."""
     grounding_per_image: int = 4
     counting_per_image: int = 2
+    curriculum_steps: int = 600
+    """Scenes grow from 1 shape to the full 3-8 linearly over these steps (0: full scenes from the start)."""
     lr: float = 2e-3
     min_lr_ratio: float = 0.05
     """Cosine decay ends at ``lr * min_lr_ratio``."""
@@ -76,12 +78,20 @@ class Group:
     template: str
 
 
+def max_objects(cfg: TrainConfig, step: int) -> int:
+    """The curriculum: most shapes per training scene at `step`, 1 at step 0 up to `MAX_OBJECTS`."""
+    if cfg.curriculum_steps <= 0 or step >= cfg.curriculum_steps:
+        return MAX_OBJECTS
+    return 1 + (MAX_OBJECTS - 1) * step // cfg.curriculum_steps
+
+
 def batch_groups(cfg: TrainConfig, step: int) -> list[Group]:
     """The groups of training `step`: images ``step * batch ..``, a pure function of the data seed and step."""
     out = []
     for slot in range(cfg.batch):
         index = step * cfg.batch + slot
-        image, _, questions = make_group(cfg.data_seed, "train", index, cfg.grounding_per_image, cfg.counting_per_image)
+        image, _, questions = make_group(cfg.data_seed, "train", index, cfg.grounding_per_image, cfg.counting_per_image,
+                                         max_objects(cfg, step))
         out.append(Group(index, image, tuple(questions), _TEMPLATE_ORDER[index % len(_TEMPLATE_ORDER)]))
     return out
 
@@ -274,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tokcompress.grounding.train", description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="output folder (from_pretrained layout)")
     defaults = TrainConfig()
-    for name in ("seed", "data_seed", "steps", "batch", "grounding_per_image", "counting_per_image", "warmup",
+    for name in ("seed", "data_seed", "steps", "batch", "grounding_per_image", "counting_per_image", "curriculum_steps", "warmup",
                  "eval_every", "eval_n", "ckpt_every", "threads"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     for name in ("lr", "min_lr_ratio", "weight_decay", "clip"):

@@ -28,6 +28,13 @@ def extend_inputs(inputs: dict[str, Any], new: torch.Tensor) -> dict[str, Any]:
     return out
 
 
+def _banned(model, suppress: Sequence[int]) -> list[int]:
+    """`suppress` plus the end-of-sequence ids: both loops then produce exactly `steps` tokens."""
+    eos = model.generation_config.eos_token_id
+    eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+    return sorted(set(suppress) | set(eos))
+
+
 def _suppress(logits: torch.Tensor, suppress: Sequence[int]) -> torch.Tensor:
     if suppress:
         logits = logits.clone()
@@ -37,9 +44,12 @@ def _suppress(logits: torch.Tensor, suppress: Sequence[int]) -> torch.Tensor:
 
 @torch.no_grad()
 def generate_logits(model, inputs: dict[str, Any], steps: int, suppress: Sequence[int] = ()) -> tuple[torch.Tensor, torch.Tensor]:
-    """Greedy ``generate`` with the KV cache: (new tokens [B, steps], raw logits [B, steps, V])."""
-    out = model.generate(**inputs, max_new_tokens=steps, min_new_tokens=steps, do_sample=False,
-                         suppress_tokens=list(suppress) or None, output_logits=True, return_dict_in_generate=True)
+    """Greedy ``generate`` with the KV cache: (new tokens [B, steps], raw logits [B, steps, V]).
+
+    `suppress` ids (and end-of-sequence) are never generated, in both loops alike.
+    """
+    out = model.generate(**inputs, max_new_tokens=steps, do_sample=False, suppress_tokens=_banned(model, suppress),
+                         output_logits=True, return_dict_in_generate=True)
     tokens = out.sequences[:, inputs["input_ids"].shape[1]:]
     return tokens, torch.stack(out.logits, dim=1)
 
@@ -53,6 +63,7 @@ def greedy_no_cache(model, inputs: dict[str, Any], steps: int, suppress: Sequenc
     """
     tokens, logits = [], []
     current = dict(inputs)
+    suppress = _banned(model, suppress)
     for _ in range(steps):
         extra = {}
         if current.get("attention_mask") is not None and "position_ids" not in current:

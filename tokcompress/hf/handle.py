@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections import defaultdict
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -31,11 +30,11 @@ from torch import nn
 from ..errors import InputError
 from ..pruner import Pruner, build_pruner, resolve_budget
 from ..spec import PrunerSpec, load_spec
-from ..tokens import VisualTokens
 from .adapters import CallInputs, ModelAdapter, find_adapter
 from .kept import Kept, build_kept, take
 from .masks import layer_mask, lm_mask
 from .probes import AttentionProbe
+from .selection import ModelTensors, select_rows
 from .stats import PruneStats, make_stats
 
 __all__ = ["attach", "PruningHandle", "PLACEMENT_PROVIDES"]
@@ -126,7 +125,7 @@ class PruningHandle:
         self._undo: list[Any] = []
         self.probe: AttentionProbe | None = None
         self._image_inputs: dict[str, Any] = {}
-        self._vision_pending: tuple[torch.Tensor | None, float] | None = None
+        self._vision_pending: tuple[torch.Tensor | None, float, int] | None = None
         self._reset_call()
         self._pruned: _Pruned | None = None
         self._decoder = adapter.decoder()
@@ -297,7 +296,8 @@ class PruningHandle:
         mask = kwargs.get("attention_mask")
         if past == 0:
             self._pruned = None
-            if bool(visual.any()):
+            has_images = any(kwargs.get(k) is not None for k in _IMAGE_INPUTS) or bool(self._image_inputs)
+            if has_images and bool(visual.any()):  # image ids without images are plain text to the model
                 if mask is not None and not (isinstance(mask, torch.Tensor) and mask.dim() == 2):
                     raise InputError("pruning needs a 2-D attention_mask (or None), got a prepared mask")
                 other = {k: v for k, v in kwargs.items() if k not in ("input_ids", "attention_mask")}
@@ -395,17 +395,11 @@ class PruningHandle:
                 else:
                     kwargs["hidden_states"] = hidden
             kept = self._pruned.kept
-            if self.renumber:
-                pos = self._memo_get("pos", lambda: take(self._positions, kept.index, -1) - _per_row_seq(kept.dropped_before, self._positions))
-            else:
-                pos = None
+            pos = self._memo_get("pos", lambda: self._kept_positions(self._positions)) if self.renumber else None
             kwargs["position_embeddings"] = self._position_embeddings(i, kwargs.get("position_embeddings"), hidden, pos)
-            if isinstance(kwargs.get("position_ids"), torch.Tensor) and kwargs["position_ids"].shape[-1] == kept.n:
-                kwargs["position_ids"] = self._memo_get(
-                    ("ids", id(kwargs["position_ids"])),
-                    lambda t=kwargs["position_ids"]: take(t, kept.index, -1)
-                    - (_per_row_seq(kept.dropped_before, t) if self.renumber else 0),
-                )
+            ids = kwargs.get("position_ids")
+            if isinstance(ids, torch.Tensor) and ids.shape[-1] == kept.n:
+                kwargs["position_ids"] = self._memo_get(("ids", id(ids)), lambda: self._kept_positions(ids))
             padding = self._pruned.padding
         else:
             step, p = self._step, self._pruned
@@ -436,8 +430,11 @@ class PruningHandle:
             pending, self._vision_pending = self._vision_pending, None
             if pending is None:
                 raise InputError("placement 'vision' found no image features for this prompt (no pixel_values?)")
-            flat, seconds = pending
+            flat, seconds, count = pending
             visual = self._call.visual.to(embeds.device)
+            if int(visual.sum()) != count:
+                raise InputError(f"the vision-side selection covers {count} image features but the prompt holds "
+                                 f"{int(visual.sum())} image tokens")
             chosen = self._frozen_choice(visual) if flat is None else rows_from_flat(visual, flat)
             kept = build_kept(visual, chosen)
             self._record(kept, chosen, seconds)
@@ -446,9 +443,7 @@ class PruningHandle:
             kept, merged = self._choose(embeds, None, None)
             new = _scatter(take(embeds, kept.index, 1), kept, merged)
         padding = self._pruned.padding
-        pos = take(kwargs["position_ids"], kept.index, -1)
-        if self.renumber:
-            pos = pos - _per_row_seq(kept.dropped_before, pos)
+        pos = self._kept_positions(kwargs["position_ids"])
         block = self.adapter.block_sequence_ids(self._call, kept.index, kept.real)
         kwargs["attention_mask"] = lm_mask(kwargs.get("attention_mask"), self._text_config, self._layer_types, new,
                                            padding, cache, block)
@@ -470,31 +465,13 @@ class PruningHandle:
         """Run the pruner on each row's visual tokens; `Kept` plus merged features by row (if a merger ran)."""
         call = self._call
         visual = call.visual.to(feats.device)
-        B = visual.shape[0]
         start = time.perf_counter()
-        counts = visual.sum(dim=1).tolist()
-        chosen = [torch.zeros(0, dtype=torch.long, device=feats.device) for _ in range(B)]
-        source = self._decoder.norm(feats) if self.features == "normed" and self._frozen is None else feats
-        merged: dict[int, torch.Tensor] = {}
         if self._frozen is not None:
-            chosen = self._frozen_choice(visual)
+            chosen, merged = self._frozen_choice(visual), {}
         else:
-            layouts = self.adapter.row_layouts(call)
-            groups: dict[int, list[int]] = defaultdict(list)
-            for b, n in enumerate(counts):
-                if n:
-                    groups[resolve_budget(n, self.keep, self.ratio)].append(b)
-            for k, rows in groups.items():
-                tokens, positions = self._visual_tokens(rows, visual, source, attention, keys, layouts)
-                if self.pruner.merger is not None:
-                    out = self.pruner.compress(tokens, keep=k)
-                    idx = out.indices
-                    for j, b in enumerate(rows):
-                        merged[b] = out.features[j]
-                else:
-                    idx = self.pruner.select(tokens, keep=k)
-                for j, b in enumerate(rows):
-                    chosen[b] = positions[j][idx[j]]
+            source = self._decoder.norm(feats) if self.features == "normed" else feats
+            probes = ModelTensors(source, attention, keys, call.attention_mask)
+            chosen, merged = select_rows(self.pruner, visual, probes, self.adapter.row_layouts(call), self.keep, self.ratio)
         if feats.is_cuda:
             torch.cuda.synchronize(feats.device)
         seconds = time.perf_counter() - start
@@ -522,51 +499,11 @@ class PruningHandle:
             out.append(c)
         return out
 
-    def _visual_tokens(self, rows: list[int], visual: torch.Tensor, feats: torch.Tensor, attention: torch.Tensor | None,
-                       keys: torch.Tensor | None, layouts: list) -> tuple[VisualTokens, list[torch.Tensor]]:
-        """The pruner's input for `rows`: their visual tokens left-aligned, ragged rows masked."""
-        needs = self.pruner.requires
-        positions = [visual[b].nonzero().flatten() for b in rows]
-        width = max(len(p) for p in positions)
-        idx = torch.zeros(len(rows), width, dtype=torch.long, device=feats.device)
-        valid = torch.zeros(len(rows), width, dtype=torch.bool, device=feats.device)
-        for j, p in enumerate(positions):
-            idx[j, : len(p)], valid[j, : len(p)] = p, True
-        sel = torch.tensor(rows, device=feats.device)
-        fields: dict[str, Any] = {"features": take(feats[sel].float(), idx, 1)}
-        if attention is not None and "attention" in needs:
-            fields["attention"] = take(attention[sel].float().to(feats.device), idx, 1)
-        if keys is not None and "keys" in needs:
-            fields["keys"] = take(keys[sel].float().to(feats.device), idx, 1)
-        if {"text_keys", "text_features"} & needs.keys():
-            fields.update(self._text_fields(rows, visual, feats, keys))
-        ragged = not bool(valid.all())
-        tokens = VisualTokens(**fields, mask=valid if ragged else None, layout=[layouts[b] for b in rows])
-        return tokens, positions
-
-    def _text_fields(self, rows: list[int], visual: torch.Tensor, feats: torch.Tensor, keys: torch.Tensor | None) -> dict:
-        """Text tokens after each row's last visual token (real tokens only), for text-conditioned stages."""
-        needs = self.pruner.requires
-        real = self._call.attention_mask
-        real = real.to(feats.device).bool() if real is not None else torch.ones_like(visual)
-        N = visual.shape[1]
-        positions = []
-        for b in rows:
-            last = int(visual[b].nonzero().max())
-            after = torch.arange(last + 1, N, device=feats.device)
-            positions.append(after[real[b, last + 1:]])
-        width = max(1, max(len(p) for p in positions))
-        idx = torch.zeros(len(rows), width, dtype=torch.long, device=feats.device)
-        mask = torch.zeros(len(rows), width, dtype=torch.bool, device=feats.device)
-        for j, p in enumerate(positions):
-            idx[j, : len(p)], mask[j, : len(p)] = p, True
-        sel = torch.tensor(rows, device=feats.device)
-        out: dict[str, Any] = {"text_mask": mask}
-        if "text_features" in needs:
-            out["text_features"] = take(feats[sel].float(), idx, 1)
-        if "text_keys" in needs and keys is not None:
-            out["text_keys"] = take(keys[sel].float().to(feats.device), idx, 1)
-        return out
+    def _kept_positions(self, positions: torch.Tensor) -> torch.Tensor:
+        """Position ids ([B, N] or [R, B, N]) of the kept tokens: original, or renumbered without gaps."""
+        kept = self._pruned.kept
+        out = take(positions, kept.index, -1)
+        return out - _per_row_seq(kept.dropped_before, out) if self.renumber else out
 
     # -- tensors of layers >= K -------------------------------------------------------------
     def _memo_get(self, key: Any, make):

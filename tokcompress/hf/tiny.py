@@ -19,7 +19,8 @@ import torch
 
 from ..errors import InputError, unknown_name
 
-__all__ = ["FAMILIES", "Image", "build_tiny_model", "make_inputs", "tiny_config", "family_of", "TEXT_VOCAB"]
+__all__ = ["FAMILIES", "Image", "build_tiny_model", "make_inputs", "tiny_config", "family_of", "image_token_count",
+           "TEXT_VOCAB", "PAD", "BOS", "EOS", "IMAGE_ID"]
 
 FAMILIES = ("llava", "llava_next", "qwen2_vl", "qwen2_5_vl", "qwen3_vl", "internvl", "gemma3", "smolvlm")
 """Family names, in the order the tests and the demo list them."""
@@ -29,6 +30,7 @@ TEXT_VOCAB = 900
 """Random text tokens are drawn from ``[3, TEXT_VOCAB)``; ids 990-999 are image-related."""
 PAD, BOS, EOS = 0, 1, 2
 IMAGE_ID, VIDEO_ID, START_ID, END_ID, SEP_ID = 999, 998, 997, 996, 995
+"""Image placeholder, Qwen video, image start (vision_start / boi / SmolVLM row marker), image end, separator."""
 
 _CLASSES = {
     "llava": "LlavaForConditionalGeneration",
@@ -46,9 +48,10 @@ _CLASSES = {
 class Image:
     """One image of a tiny prompt.
 
-    height, width: pixels (LLaVA-NeXT: the original size that picks the anyres crops; Qwen: the
-    resized size, a multiple of patch x merge). None = the family's default. tiles: InternVL and
-    SmolVLM tiles (the last of several is the thumbnail / global image).
+    height, width: pixels (LLaVA-NeXT: the original size that picks the anyres crops, default
+    100x60; Qwen: the resized size, a multiple of patch x merge, default a 4x4 grid of merged
+    patches). LLaVA, InternVL, Gemma3 and SmolVLM images have the vision tower's fixed size and
+    ignore them. tiles: InternVL and SmolVLM tiles (the last of several is the thumbnail).
     """
 
     height: int | None = None

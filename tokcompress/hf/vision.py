@@ -31,8 +31,8 @@ class VisionSide:
         model = handle.model
         cfg = model.config
         layer = cfg.vision_feature_layer
-        if not isinstance(layer, int):
-            raise InputError(f"placement 'vision' needs a single vision_feature_layer, got {layer!r}")
+        if not isinstance(layer, int) or layer == 0:
+            raise InputError(f"placement 'vision' needs one vision_feature_layer other than 0 (the embeddings), got {layer!r}")
         self.tower = model.model.vision_tower
         self.projector = model.model.multi_modal_projector
         layers = self.tower.encoder.layers
@@ -66,7 +66,7 @@ class VisionSide:
         if self.probe is not None:
             self.probe.disarm()
         if h._frozen is not None:
-            h._vision_pending = (None, 0.0)
+            h._vision_pending = (None, 0.0, feats.shape[0] * feats.shape[1])
             return None
         start = time.perf_counter()
         n_img, T, _ = feats.shape
@@ -91,7 +91,7 @@ class VisionSide:
             torch.cuda.synchronize(feats.device)
         # image i's token j is visual token i*T + j of the batch, in row-major order
         flat = (idx + torch.arange(n_img, device=idx.device)[:, None] * T).flatten()
-        h._vision_pending = (flat, time.perf_counter() - start)
+        h._vision_pending = (flat, time.perf_counter() - start, n_img * T)
         return (out,) if out is not None else None
 
 
