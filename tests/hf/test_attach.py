@@ -11,7 +11,7 @@ from functools import partial
 
 import pytest
 import torch
-from conftest import FASTV, SUPPRESS, UNIFORM, second_image
+from hf_support import FASTV, SUPPRESS, UNIFORM, second_image
 
 import tokcompress
 from tokcompress.hf.check import generate_logits, greedy_no_cache
@@ -229,10 +229,7 @@ def test_d2pruner_and_dart_presets_run_on_every_family(tiny, family):
     """The shipped in-LLM presets get what they read (attention, keys, text keys, features, layouts) everywhere."""
     model = tiny(family)
     _, batch = ragged_batch(model, family)
-    # the default prior profile maps 'image' grids only; map the other grid kinds onto it
-    kinds = {k: "image" for k in ("base", "crop", "tile", "thumbnail", "frame")}
-    d2pruner = {"extends": "d2pruner", "debiaser": {"name": "position_prior", "kind_map": kinds}}
-    for preset, features in ((d2pruner, "hidden"), ("dart", "normed")):
+    for preset, features in (("d2pruner", "hidden"), ("dart", "normed")):
         with tokcompress.attach(model, preset, keep=3, features=features) as handle:
             tokens, logits = generate_logits(model, batch, 3, SUPPRESS)
             handle.freeze()

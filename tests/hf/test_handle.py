@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import FASTV, SUPPRESS, UNIFORM
+from hf_support import FASTV, SUPPRESS, UNIFORM
 
 import tokcompress
 from tokcompress.errors import InputError

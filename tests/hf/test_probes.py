@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import second_image
+from hf_support import second_image
 
 import tokcompress
 from tokcompress.hf.probes import row_attention

@@ -12,7 +12,7 @@ from tokcompress.hf.tiny import FAMILIES, IMAGE_ID, Image, family_of, image_toke
 @pytest.mark.parametrize("family", FAMILIES)
 def test_image_tokens_match_the_features_the_model_computes(tiny, family):
     model = tiny(family)
-    from conftest import second_image
+    from hf_support import second_image
 
     inputs = make_inputs(model, [[2, Image(), 3, second_image(family), 1]], seed=31)
     pixel_args = {k: v for k, v in inputs.items() if k in ("pixel_values", "image_sizes", "image_grid_thw")}

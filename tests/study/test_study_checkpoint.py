@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import write_tiny_checkpoint
+from study_fakes import write_tiny_checkpoint
 from tokcompress.study.calibrate import CalibrationSettings, calibrate, list_images
 from tokcompress.study.datasets import BUNDLED_JSONL
 from tokcompress.study.db import ResultsDB

@@ -52,7 +52,7 @@ def test_preset_runs_on_a_full_batch(name):
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), b=st.integers(1, 3), n=st.integers(2, 40), data=st.data())
 def test_preset_properties(name, seed, b, n, data):
     tokens = full_batch(b=b, n=n, seed=seed)
