@@ -32,7 +32,7 @@ def test_valid_batch_with_every_probe():
         (dict(keys=torch.rand(2, 4)), r"keys has shape \(2, 4\); expected \[2, 4, \.\.\.\]"),
         (dict(mask=torch.ones(2, 4)), r"mask must be a bool tensor of shape \[2, 4\], got \(2, 4\) torch.float32"),
         (dict(mask=torch.tensor([[True] * 4, [False] * 4])), r"mask: rows \[1\] have no valid token"),
-        (dict(text_mask=torch.ones(2, 3, dtype=torch.bool)), "text_mask given without text_keys or text_embeds"),
+        (dict(text_mask=torch.ones(2, 3, dtype=torch.bool)), "text_mask given without any text field"),
         (dict(layout=Layout.grid(3)), r"layout\[0\] \(image 3x3\) describes 9 tokens but row 0 has 4 valid tokens"),
         (dict(layout=[Layout.grid(2)]), "layout has 1 entries for a batch of 2"),
         (dict(attention=torch.tensor([[0.1, float("nan"), 0.2, 0.3]] * 2)), r"attention has non-finite values .* first at index \[0, 1\]"),

@@ -43,6 +43,13 @@ class PrunerSpec(BaseModel):
     """Where the integration applies the pruner: vision tower output, decoder input, or layer K's input."""
     layer: int = Field(2, ge=1)
     """Pruning layer K for ``placement: layer``: layers < K see every token."""
+    features: Literal["hidden", "normed"] = "hidden"
+    """What the integration hands over as ``VisualTokens.features``/``text_features``: ``hidden``
+    (hidden states entering layer K, or projector outputs pre-LLM) or ``normed`` (the same through
+    the decoder's final norm, as DART uses them)."""
+    positions: Literal["original", "contiguous"] = "original"
+    """RoPE positions of the kept tokens: ``original`` (FastV, DART, D2Pruner: pruned tokens leave a
+    gap) or ``contiguous`` (renumbered, as the DivPrune and CDPruner reference code does)."""
 
     def stages(self) -> dict[str, Any]:
         """The stage blocks that are present, by stage field."""

@@ -86,7 +86,7 @@ class VisualTokens:
                 self._check(name, (B, T), extra, desc)
         if self.text_mask is not None:
             if T is None:
-                raise InputError("VisualTokens.text_mask given without text_keys or text_embeds")
+                raise InputError("VisualTokens.text_mask given without any text field (text_keys, text_embeds, text_features)")
             self._check_mask("text_mask", (B, T))
         self._check_finite("features", f)
         object.__setattr__(self, "_layouts", self._resolve_layouts())

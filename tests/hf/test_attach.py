@@ -230,7 +230,8 @@ def test_d2pruner_and_dart_presets_run_on_every_family(tiny, family):
     model = tiny(family)
     _, batch = ragged_batch(model, family)
     for preset, features in (("d2pruner", "hidden"), ("dart", "normed")):
-        with tokcompress.attach(model, preset, keep=3, features=features) as handle:
+        with tokcompress.attach(model, preset, keep=3) as handle:  # the preset says which features
+            assert handle.features == features
             tokens, logits = generate_logits(model, batch, 3, SUPPRESS)
             handle.freeze()
             ref_tokens, ref_logits = greedy_no_cache(model, batch, 3, SUPPRESS)

@@ -38,4 +38,11 @@ def test_random_is_reproducible_per_seed_and_differs_across_seeds():
     b = tokcompress.build_pruner({"selector": {"name": "random", "seed": 1}}).select(t, keep=10)
     c = tokcompress.build_pruner({"selector": {"name": "random", "seed": 2}}).select(t, keep=10)
     assert torch.equal(a, b) and not torch.equal(a, c)
-    assert not torch.equal(a[0], a[1]), "rows draw independently"
+
+
+def test_random_subset_of_a_sample_does_not_depend_on_its_batch_position():
+    pruner = tokcompress.build_pruner({"selector": {"name": "random", "seed": 3}})
+    mask = torch.tensor([[True] * 100, [True] * 60 + [False] * 40])
+    batch = pruner.select(VisualTokens(torch.randn(2, 100, 2), mask=mask), keep=10)
+    alone = [pruner.select(VisualTokens(torch.randn(1, n, 2)), keep=10)[0] for n in (100, 60)]
+    assert torch.equal(batch[0], alone[0]) and torch.equal(batch[1], alone[1])

@@ -51,25 +51,31 @@ _attached: "weakref.WeakKeyDictionary[nn.Module, PruningHandle]" = weakref.WeakK
 
 
 def attach(model: nn.Module, pruner: "str | Path | Mapping[str, Any] | PrunerSpec | Pruner", *, keep: int | None = None,
-           ratio: float | None = None, renumber_positions: bool = False, features: str = "hidden") -> "PruningHandle":
+           ratio: float | None = None, renumber_positions: bool | None = None,
+           features: str | None = None) -> "PruningHandle":
     """Prune the visual tokens of `model` (a supported ``...ForConditionalGeneration``) with `pruner`.
 
     pruner: preset name, spec file path, spec mapping, `PrunerSpec` or a built `Pruner`; its spec's
     ``placement`` and ``layer`` say where. keep / ratio: visual tokens kept per sample (per image for
     the vision placement), exactly one of them. renumber_positions: give kept tokens contiguous RoPE
-    positions (decode positions shift with them) instead of their original ones (FastV's default).
+    positions (decode positions shift with them) instead of their original ones; None takes the
+    spec's ``positions`` (default ``original``, FastV's convention).
     features: what `VisualTokens.features` / ``text_features`` hold: ``hidden`` (the hidden states
     entering the pruning layer, or the projector outputs pre-LLM; D2Pruner, DivPrune) or ``normed``
-    (the same through the decoder's final norm: DART's "final-normed hidden states").
+    (the same through the decoder's final norm: DART's "final-normed hidden states"); None takes
+    the spec's ``features``.
     Returns a `PruningHandle`; use it as a context manager or call ``.remove()``.
     """
     _check_transformers_version()
     if model in _attached:
         raise InputError(f"{type(model).__name__} already has a tokcompress pruner attached; remove it first")
     resolve_budget(1, keep, ratio)  # validates keep / ratio now rather than at the first call
+    built = pruner if isinstance(pruner, Pruner) else build_pruner(load_spec(pruner))
+    features = built.spec.features if features is None else features
     if features not in ("hidden", "normed"):
         raise InputError(f"features must be 'hidden' or 'normed', got {features!r}")
-    built = pruner if isinstance(pruner, Pruner) else build_pruner(load_spec(pruner))
+    if renumber_positions is None:
+        renumber_positions = built.spec.positions == "contiguous"
     handle = PruningHandle(model, find_adapter(model), built, keep, ratio, bool(renumber_positions), features)
     _attached[model] = handle
     return handle

@@ -12,7 +12,8 @@ from .base import Selector
 
 class RandomParams(Params):
     seed: int = 0
-    """Seed of a CPU generator; rows draw in batch order, so results do not depend on the device."""
+    """Seed of the CPU generator each row draws from afresh: a sample's subset depends only on the
+    seed and its valid-token count, not on the device or its position in the batch."""
 
 
 class RandomSelector(Selector):
@@ -23,11 +24,11 @@ class RandomSelector(Selector):
     Params = RandomParams
 
     def select(self, tokens: VisualTokens, scores: torch.Tensor | None, graph: Graph | None, keep: int) -> torch.Tensor:
-        gen = torch.Generator().manual_seed(self.params.seed)
         valid = tokens.valid_mask().cpu()
         rows = []
         for b in range(tokens.batch_size):
             candidates = valid[b].nonzero().flatten()
+            gen = torch.Generator().manual_seed(self.params.seed)
             rows.append(candidates[torch.randperm(len(candidates), generator=gen)[:keep]])
         return torch.stack(rows).to(tokens.device)
 
