@@ -12,7 +12,7 @@ def test_plugins_json_lists_kind_name_and_distribution(capsys):
     rows = json.loads(capsys.readouterr().out)
     topk = next(r for r in rows if r["name"] == "topk")
     assert topk["kind"] == "selector" and topk["provider"] == "core (tokcompress)"
-    assert {r["kind"] for r in rows} >= {"scorer", "graph", "selector"}
+    assert {r["kind"] for r in rows} >= {"scorer", "debiaser", "graph", "selector", "merger", "metric", "dataset"}
 
 
 def test_plugins_table_renders(capsys):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from .component import Component
 from .debiasers.base import Debiaser
@@ -16,7 +16,7 @@ from .plugins import PluginManager, get_plugin_manager
 from .scorers.base import Scorer
 from .selectors.base import Selector
 
-__all__ = ["STAGES", "Catalog", "Entry", "Preset", "get_catalog"]
+__all__ = ["STAGES", "Catalog", "Entry", "Preset", "collect_components", "get_catalog"]
 
 
 @dataclass(frozen=True)
@@ -61,33 +61,37 @@ def _hook_results(pm: PluginManager, hook: str) -> list[tuple[str, Any]]:
     return out
 
 
+def collect_components(pm: PluginManager, kinds: Mapping[str, tuple[str, type]]) -> dict[str, dict[str, Entry]]:
+    """kind -> name -> `Entry` from each kind's hook; a non-subclass, a missing name, a parameter
+    called ``name`` or the same name from two providers is a `PluginError` naming the providers."""
+    found: dict[str, dict[str, Entry]] = {kind: {} for kind in kinds}
+    for kind, (hook, base) in kinds.items():
+        for provider, cls in _hook_results(pm, hook):
+            if not (isinstance(cls, type) and issubclass(cls, base)):
+                raise PluginError(f"{provider} registered {cls!r} as a {kind}, but it is not a {base.__name__} subclass")
+            name = getattr(cls, "name", None)
+            if not isinstance(name, str) or not name:
+                raise PluginError(f"{provider}: {kind} class {cls.__qualname__} has no `name`")
+            if "name" in cls.Params.model_fields:
+                raise PluginError(f"{provider}: {kind} {name!r} has a parameter called 'name', which specs reserve")
+            known = found[kind].get(name)
+            if known is not None:
+                raise PluginError(
+                    f"duplicate {kind} name {name!r}: provided by {known.provider} ({known.cls.__qualname__}) "
+                    f"and by {provider} ({cls.__qualname__}); uninstall one or rename it"
+                )
+            found[kind][name] = Entry(kind, name, cls, provider)
+    return found
+
+
 class Catalog:
     """Components by kind and name, presets by name, and the `PrunerSpec` model built from them."""
 
     def __init__(self, pm: PluginManager) -> None:
         self.pm = pm
-        self.components: dict[str, dict[str, Entry]] = {kind: {} for kind in STAGES}
-        for kind, stage in STAGES.items():
-            for provider, cls in _hook_results(pm, stage.hook):
-                self._add(kind, stage.base, provider, cls)
+        self.components = collect_components(pm, {kind: (s.hook, s.base) for kind, s in STAGES.items()})
         self.presets: dict[str, Preset] = self._collect_files("tokcompress_register_presets", (".yaml", ".yml", ".json"), "preset")
         self.profiles: dict[str, Preset] = self._collect_files("tokcompress_register_profiles", (".safetensors",), "profile")
-
-    def _add(self, kind: str, base: type, provider: str, cls: Any) -> None:
-        if not (isinstance(cls, type) and issubclass(cls, base)):
-            raise PluginError(f"{provider} registered {cls!r} as a {kind}, but it is not a {base.__name__} subclass")
-        name = getattr(cls, "name", None)
-        if not isinstance(name, str) or not name:
-            raise PluginError(f"{provider}: {kind} class {cls.__qualname__} has no `name`")
-        if "name" in cls.Params.model_fields:
-            raise PluginError(f"{provider}: {kind} {name!r} has a parameter called 'name', which specs reserve")
-        known = self.components[kind].get(name)
-        if known is not None:
-            raise PluginError(
-                f"duplicate {kind} name {name!r}: provided by {known.provider} ({known.cls.__qualname__}) "
-                f"and by {provider} ({cls.__qualname__}); uninstall one or rename it"
-            )
-        self.components[kind][name] = Entry(kind, name, cls, provider)
 
     def _collect_files(self, hook: str, suffixes: tuple[str, ...], what: str) -> dict[str, Preset]:
         found: dict[str, Preset] = {}

@@ -30,11 +30,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def _plugins(args: argparse.Namespace) -> int:
-    catalog = get_catalog()
+    from .study.registry import get_study_catalog
+
+    kinds = {**get_catalog().components, **get_study_catalog().entries}  # stages, then metrics and datasets
     rows = [
         {"kind": kind, "name": e.name, "class": f"{e.cls.__module__}.{e.cls.__qualname__}", "provider": e.provider,
          "params": list(e.cls.Params.model_fields), "summary": (e.cls.__doc__ or "").strip().splitlines()[0] if e.cls.__doc__ else ""}
-        for kind, entries in catalog.components.items()
+        for kind, entries in kinds.items()
         for e in entries.values()
     ]
     if args.json:
