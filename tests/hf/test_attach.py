@@ -238,3 +238,17 @@ def test_d2pruner_and_dart_presets_run_on_every_family(tiny, family):
         assert handle.stats.visual_after == (3, 3)
         assert torch.equal(tokens, ref_tokens)
         torch.testing.assert_close(logits, ref_logits, atol=ATOL, rtol=0)
+
+
+def test_spec_fields_choose_features_and_positions_and_arguments_override(tiny):
+    model = tiny("llava")
+    for preset, features, renumber in (("fastv", "hidden", False), ("dart", "normed", False),
+                                       ("divprune", "hidden", True)):
+        with tokcompress.attach(model, preset, keep=3) as handle:
+            assert (handle.features, handle.renumber) == (features, renumber), preset
+    with tokcompress.attach(model, "divprune", keep=3, renumber_positions=False, features="normed") as handle:
+        assert (handle.features, handle.renumber) == ("normed", False)
+    with pytest.raises(tokcompress.InputError, match=r"needs VisualTokens.image_embeds, which placement 'pre_llm' cannot"):
+        tokcompress.attach(model, "cdpruner", keep=3)  # CLIP embeddings are not part of a VLM forward
+    with tokcompress.attach(model, "fastv", keep=3):  # the refused attach left nothing behind
+        pass

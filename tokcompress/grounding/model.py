@@ -12,6 +12,7 @@ four tokens. Text is lower-cased and split on whitespace and punctuation.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from .data import COLOURS, COUNT_WORDS, IMAGE_SIZE, PLURALS, SHAPES, SIZES
 __all__ = [
     "SPECIAL_TOKENS",
     "VOCAB",
+    "COORD_IDS",
     "IMAGE_TOKEN",
     "PAD_ID",
     "BOS_ID",
@@ -38,6 +40,7 @@ __all__ = [
     "build_config",
     "build_model",
     "sincos_positions",
+    "sincos_values",
     "save_pretrained",
     "load_pretrained",
 ]
@@ -56,6 +59,8 @@ _WORDS = (
 )
 VOCAB: tuple[str, ...] = SPECIAL_TOKENS + tuple(_WORDS) + tuple(str(i) for i in range(IMAGE_SIZE))
 """Token strings in id order. Coordinates 0-99 are single tokens."""
+COORD_IDS = list(range(len(SPECIAL_TOKENS) + len(_WORDS), len(VOCAB)))
+"""Token ids of the coordinates 0 .. 99, in value order."""
 
 INPUT_SIZE = 112
 """Side of the image the vision tower sees; the processor resizes every image to it (bicubic)."""
@@ -210,12 +215,26 @@ def sincos_positions(grid: int, dim: int, amplitude: float = 0.5):
     return (amplitude * torch.cat([code(cols), code(rows)], dim=1)).float()
 
 
+def sincos_values(count: int, dim: int, amplitude: float):
+    """``[count, dim]`` 1-D sine/cosine codes of the values 0 .. count-1 (``dim / 2`` frequencies)."""
+    import torch
+
+    if dim % 2:
+        raise ValueError(f"dim must be even for sine/cosine codes, got {dim}")
+    freqs = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim // 2))
+    angles = torch.arange(count, dtype=torch.float64)[:, None] * freqs
+    return (amplitude * torch.cat([angles.sin(), angles.cos()], dim=1)).float()
+
+
 def build_model(size: ModelSize = ModelSize(), seed: int = 0):
     """A freshly initialised model (deterministic given `seed`), in fp32, eval mode.
 
-    The vision tower's learned position embeddings start from 2-D sine/cosine codes (the CLS slot at
-    zero) instead of small random values: with random ones the patch content drowns the position
-    signal, and a model that must read coordinates off the grid first has to discover where patches are.
+    Two deliberate initialisations, both of learned tables (training changes them freely):
+    the vision tower's position embeddings start from 2-D sine/cosine codes (the CLS slot at zero)
+    instead of small random values, which the patch content would drown; and the (tied) embeddings
+    of the coordinate tokens "0" .. "99" start from 1-D sine/cosine codes of their value, so that
+    neighbouring coordinates start with similar logits. Both give a model that must read positions
+    off the grid and write them as tokens a head start on the geometry.
     """
     import torch
     from transformers import GenerationConfig, LlavaForConditionalGeneration
@@ -227,6 +246,9 @@ def build_model(size: ModelSize = ModelSize(), seed: int = 0):
         table = model.model.vision_tower.embeddings.position_embedding.weight
         table.zero_()
         table[1:] = sincos_positions(grid, size.vision_hidden)
+        std = model.config.text_config.initializer_range
+        words = model.model.language_model.embed_tokens.weight
+        words[COORD_IDS] = sincos_values(len(COORD_IDS), size.text_hidden, amplitude=std * math.sqrt(2))
     model.generation_config = GenerationConfig(
         max_new_tokens=6, do_sample=False, bos_token_id=BOS_ID, eos_token_id=EOS_ID, pad_token_id=PAD_ID
     )
