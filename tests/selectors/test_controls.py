@@ -26,6 +26,15 @@ def test_uniform_splits_the_budget_across_segments_by_size():
     assert tokcompress.build_pruner("uniform").select(t, keep=4).tolist() == [[2, 5, 8, 10]]
 
 
+def test_uniform_skips_newline_tokens_unless_the_budget_needs_them():
+    layout = Layout((Grid(2, 3, newline=True),))  # tokens: p p p nl p p p nl -> patches at 0,1,2,4,5,6
+    t = VisualTokens(torch.randn(1, 8, 2), layout=layout)
+    # 6 patches, keep=2: floor((k + .5) * 3) = 1, 4 -> patch positions [1, 5]
+    assert tokcompress.build_pruner("uniform").select(t, keep=2).tolist() == [[1, 5]]
+    # keep=7 > 6 patches: every token is eligible, floor((k + .5) * 8 / 7) = 0,1,2,4,5,6,7
+    assert tokcompress.build_pruner("uniform").select(t, keep=7).tolist() == [[0, 1, 2, 4, 5, 6, 7]]
+
+
 def test_uniform_skips_padding():
     mask = torch.tensor([[True] * 8, [True] * 4 + [False] * 4])
     t = VisualTokens(torch.randn(2, 8, 2), mask=mask)

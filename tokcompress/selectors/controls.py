@@ -6,6 +6,7 @@ import torch
 
 from ..component import Params
 from ..graphs.base import Graph
+from ..layout import OFF_GRID, Grid, Layout
 from ..tokens import VisualTokens
 from .base import Selector
 
@@ -38,6 +39,8 @@ class UniformSelector(Selector):
 
     With a multi-segment layout the budget is split across segments in proportion to their size
     (largest remainder, earlier segment first on ties) and the rule applies within each segment.
+    Newline tokens of a ``Grid(newline=True)`` are not patches and are skipped, unless the budget
+    exceeds the patch count.
     """
 
     name = "uniform"
@@ -49,15 +52,31 @@ class UniformSelector(Selector):
         rows = []
         for b in range(tokens.batch_size):
             positions = valid[b].nonzero().flatten()
-            sizes = [s.num_tokens for s in layouts[b].segments] if layouts else [len(positions)]
-            picks, start = [], 0
-            for size, budget in zip(sizes, _split(keep, sizes)):
+            groups = _segment_positions(layouts[b] if layouts else None, len(positions), skip_newlines=True)
+            if keep > sum(len(g) for g in groups):
+                groups = _segment_positions(layouts[b] if layouts else None, len(positions), skip_newlines=False)
+            sizes = [len(g) for g in groups]
+            picks = []
+            for group, size, budget in zip(groups, sizes, _split(keep, sizes)):
                 if budget:
                     k = torch.arange(budget, dtype=torch.float64)
-                    picks.append(start + torch.floor((k + 0.5) * size / budget).long())
-                start += size
+                    picks.append(group[torch.floor((k + 0.5) * size / budget).long()])
             rows.append(positions[torch.cat(picks)])
         return torch.stack(rows).to(tokens.device)
+
+
+def _segment_positions(layout: Layout | None, n: int, skip_newlines: bool) -> list[torch.Tensor]:
+    """Positions (among a row's valid tokens) of each layout segment, newline tokens optionally left out."""
+    if layout is None:
+        return [torch.arange(n)]
+    coords, out, start = layout.coords(), [], 0
+    for seg in layout.segments:
+        idx = torch.arange(start, start + seg.num_tokens)
+        if skip_newlines and isinstance(seg, Grid) and seg.newline:
+            idx = idx[coords[idx, 1] != OFF_GRID]
+        out.append(idx)
+        start += seg.num_tokens
+    return out
 
 
 def _split(keep: int, sizes: list[int]) -> list[int]:
