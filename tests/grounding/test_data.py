@@ -52,11 +52,11 @@ def test_format_box_is_four_space_separated_integers():
 
 
 @settings(max_examples=60, deadline=None)
-@given(kind=st.sampled_from(SHAPES), side=st.integers(11, 32), x=st.integers(0, 60), y=st.integers(0, 60))
-def test_every_shape_fills_exactly_its_box(kind, side, x, y):
-    mask = _shape_mask(kind, (x, y, x + side, y + side))
-    ys, xs = np.nonzero(mask)
-    assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == (x, y, x + side, y + side)
+@given(kind=st.sampled_from(SHAPES), side=st.integers(11, 32), extra=st.integers(0, 1), x=st.integers(0, 60), y=st.integers(0, 60))
+def test_every_shape_fills_exactly_its_box(kind, side, extra, x, y):
+    box = (x, y, x + side, y + side + extra)  # cell rounding makes some boxes a pixel taller than wide
+    ys, xs = np.nonzero(_shape_mask(kind, box))
+    assert (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1) == box
 
 
 def test_square_mask_is_the_box_and_circle_misses_the_corners():
@@ -70,11 +70,15 @@ def test_square_mask_is_the_box_and_circle_misses_the_corners():
 @given(index=st.integers(0, 10_000))
 def test_scenes_are_answerable(index):
     s = make_sample(0, "train", index)
-    boxes = [sh.box for sh in s.scene.shapes]
-    for i, a in enumerate(boxes):
-        assert 0 <= a[0] < a[2] <= IMAGE_SIZE - 1 and 0 <= a[1] < a[3] <= IMAGE_SIZE - 1
-        for b in boxes[i + 1 :]:  # no two shapes overlap
-            assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+    edges = {data.cell_edge(k): k for k in range(data.GRID + 1)}
+    cells = [tuple(edges[v] for v in sh.box) for sh in s.scene.shapes]  # every edge on a cell boundary
+    assert 3 <= len(cells) <= data.MAX_OBJECTS
+    for sh, (c1, r1, c2, r2) in zip(s.scene.shapes, cells):
+        assert max(sh.box) <= IMAGE_SIZE - 1 and c2 - c1 == r2 - r1
+        assert c2 - c1 in range(data.SIZES[sh.size][0], data.SIZES[sh.size][1] + 1)
+    for i, a in enumerate(cells):
+        for b in cells[i + 1 :]:  # at least one empty cell between two shapes
+            assert a[2] < b[0] or b[2] < a[0] or a[3] < b[1] or b[3] < a[1]
     if s.task == "grounding":
         matches = [sh for sh in s.scene.shapes if f"the {sh.size} {sh.colour} {sh.kind}?" in s.prompt]
         assert len(matches) == 1 and matches[0].box == s.box
@@ -108,15 +112,16 @@ def test_write_split_is_read_by_the_study_dataset_loader(tmp_path):
     assert meta == {"task": "grounding", "target": ref.answer, "seed": 0, "index": 0}
 
 
-def test_curriculum_scenes_respect_max_objects_and_the_default_is_the_sample_scene():
-    for cap in (1, 2, 3):
-        for index in range(10):
-            image, scene, questions = data.make_group(0, "train", index, 1, 1, max_objects=cap)
-            assert 1 <= len(scene.shapes) <= cap and [q.task for q in questions] == ["grounding", "counting"]
-    image, scene, _ = data.make_group(0, "test", 4, 1, 0)
+def test_group_image_and_scene_are_the_samples():
+    image, scene, questions = data.make_group(0, "test", 4, 2, 1)
     assert scene == make_sample(0, "test", 4).scene and np.asarray(image).tobytes() == _pixels(make_sample(0, "test", 4))
-    with pytest.raises(ValueError, match="max_objects must be in 1..8"):
-        data.make_group(0, "train", 0, 1, 0, max_objects=9)
+    assert [q.task for q in questions] == ["grounding", "grounding", "counting"]
+
+
+def test_cell_edges_split_the_image_into_16_near_equal_cells():
+    edges = [data.cell_edge(k) for k in range(data.GRID + 1)]
+    assert edges[:5] == [0, 6, 13, 19, 25] and edges[8] == 50 and edges[-1] == IMAGE_SIZE
+    assert {b - a for a, b in zip(edges, edges[1:])} == {6, 7}
 
 
 def test_counting_questions_in_a_group_ask_distinct_types_with_true_counts():

@@ -42,6 +42,13 @@ def test_prompt_tokenises_word_by_word(tokenizer):
     assert ids[0] == BOS_ID and ids[3] == IMAGE_TOKEN_ID
 
 
+def test_plurals_are_the_singular_token_plus_a_suffix(tokenizer):
+    ids = tokenizer("How many blue squares? How many red crosses?", add_special_tokens=False)["input_ids"]
+    tokens = tokenizer.convert_ids_to_tokens(ids)
+    assert tokens == ["how", "many", "blue", "square", "s", "?", "how", "many", "red", "cross", "es", "?"]
+    assert ids[3] == tokenizer.convert_tokens_to_ids("square")  # shared with "Where is the small blue square?"
+
+
 def test_every_coordinate_and_count_word_is_one_token_and_decodes_back(tokenizer):
     for text in ["0 1 98 99", "12 34 56 78", *COUNT_WORDS]:
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]

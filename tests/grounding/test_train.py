@@ -28,11 +28,14 @@ def processor():
 
 
 def test_learning_rate_warms_up_linearly_then_decays_by_cosine_to_the_floor():
-    cfg = TrainConfig(steps=110, warmup=10, lr=1.0, min_lr_ratio=0.1)
+    cfg = TrainConfig(steps=110, vision_steps=0, warmup=10, lr=1.0, min_lr_ratio=0.1)
     assert learning_rate(cfg, 0) == pytest.approx(0.1) and learning_rate(cfg, 9) == pytest.approx(1.0)
     assert learning_rate(cfg, 10) == pytest.approx(1.0)
     assert learning_rate(cfg, 60) == pytest.approx(0.55)  # half way: floor + (1 - floor) / 2
     assert learning_rate(cfg, 110) == pytest.approx(0.1)
+    two = TrainConfig(steps=330, vision_steps=110, warmup=10, lr=1.0, min_lr_ratio=0.1)  # stage 2 warms up again
+    assert [learning_rate(two, s) for s in (0, 60, 109)] == pytest.approx([0.1, 0.55, learning_rate(cfg, 109)])
+    assert [learning_rate(two, s) for s in (110, 119, 120, 225, 330)] == pytest.approx([0.1, 1.0, 1.0, 0.55, 0.1])
 
 
 def test_groups_are_a_pure_function_of_the_step_and_mix_tasks_and_templates():
@@ -93,14 +96,14 @@ def test_command_line_lists_only_changed_settings(tmp_path):
 
 @pytest.mark.slow
 def test_interrupted_and_resumed_training_equals_an_uninterrupted_run(tmp_path):
-    cfg = TrainConfig(steps=3, batch=1, grounding_per_image=1, counting_per_image=1, warmup=1, eval_n=2,
-                      ckpt_every=100, size=TINY)
+    cfg = TrainConfig(steps=4, vision_steps=2, vision_batch=2, batch=1, grounding_per_image=1, counting_per_image=1,
+                      warmup=1, eval_n=2, ckpt_every=100, size=TINY)
     straight = train(cfg, tmp_path / "a", echo=lambda _: None)
-    assert train(cfg, tmp_path / "b", echo=lambda _: None, stop_after=2) is None
-    assert (tmp_path / "b" / "checkpoint" / "optimizer.safetensors").is_file()
+    assert train(cfg, tmp_path / "b", echo=lambda _: None, stop_after=3) is None  # stops in stage 2
+    assert {"optimizer.safetensors", "patch_heads.safetensors"} <= {p.name for p in (tmp_path / "b" / "checkpoint").iterdir()}
     lines = []
     resumed = train(cfg, tmp_path / "b", echo=lines.append)
-    assert json.loads(lines[0]) == {"resumed_at_step": 2}
+    assert json.loads(lines[0]) == {"resumed_at_step": 3}
     assert not (tmp_path / "b" / "checkpoint").exists()
     a, _ = load_pretrained(tmp_path / "a")
     b, _ = load_pretrained(tmp_path / "b")
@@ -111,12 +114,25 @@ def test_interrupted_and_resumed_training_equals_an_uninterrupted_run(tmp_path):
         return [{k: v for k, v in e.items() if k not in ("elapsed_s", "val")} for e in log]
 
     assert untimed(straight["log"]) == untimed(resumed["log"])
-    assert json.loads((tmp_path / "a" / "training.json").read_text())["config"]["steps"] == 3
+    assert json.loads((tmp_path / "a" / "training.json").read_text())["config"]["steps"] == 4
 
 
-def test_curriculum_grows_scenes_from_one_shape_to_the_full_range():
-    from tokcompress.grounding.train import max_objects
+@pytest.mark.slow
+def test_stage_one_trains_only_vision_and_projector_and_stage_two_freezes_the_vision_tower(tmp_path):
+    cfg = TrainConfig(steps=3, vision_steps=1, vision_batch=2, batch=1, grounding_per_image=1, counting_per_image=1,
+                      warmup=1, eval_n=2, ckpt_every=100, size=TINY)
+    assert train(cfg, tmp_path, echo=lambda _: None, stop_after=1) is None
+    from transformers import LlavaForConditionalGeneration
 
-    cfg = TrainConfig(curriculum_steps=700)
-    assert [max_objects(cfg, s) for s in (0, 99, 100, 350, 699, 700, 5000)] == [1, 1, 2, 4, 7, 8, 8]
-    assert max_objects(TrainConfig(curriculum_steps=0), 0) == 8
+    after_one = LlavaForConditionalGeneration.from_pretrained(tmp_path / "checkpoint")  # weights only
+    train(cfg, tmp_path, echo=lambda _: None)
+    final, _ = load_pretrained(tmp_path)
+    fresh = build_model(TINY, seed=0, init_std=cfg.init_std).state_dict()
+    one, last = after_one.state_dict(), final.state_dict()
+    vision = [k for k in one if ".vision_tower." in k]
+    lm_layers = [k for k in one if ".language_model.layers." in k]
+    assert vision and lm_layers
+    assert any(not torch.equal(one[k], fresh[k]) for k in vision)  # stage 1 trains the vision tower ...
+    assert all(torch.equal(one[k], fresh[k]) for k in lm_layers)  # ... and not the LM's layers
+    assert all(torch.equal(last[k], one[k]) for k in vision)  # stage 2 leaves the vision tower frozen
+    assert any(not torch.equal(last[k], one[k]) for k in lm_layers)

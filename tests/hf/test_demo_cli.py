@@ -15,7 +15,7 @@ def _rows(capsys):
 
 
 def test_demo_builtin_model_compares_d2pruner_and_fastv(capsys):
-    assert demo.main(["--text-layers", "3", "--text-hidden", "64", "--repeats", "1", "--max-new-tokens", "3", "--json"]) == 0
+    assert demo.main(["--model", "random", "--text-layers", "3", "--text-hidden", "64", "--repeats", "1", "--max-new-tokens", "3", "--json"]) == 0
     rows = _rows(capsys)
     assert list(rows) == ["none", "d2pruner", "fastv"]
     for name in ("d2pruner", "fastv"):
@@ -27,7 +27,7 @@ def test_demo_builtin_model_compares_d2pruner_and_fastv(capsys):
 
 
 def test_demo_table_output(capsys):
-    assert demo.main(["--text-layers", "3", "--text-hidden", "64", "--repeats", "1", "--max-new-tokens", "2",
+    assert demo.main(["--model", "random", "--text-layers", "3", "--text-hidden", "64", "--repeats", "1", "--max-new-tokens", "2",
                       "--presets", "fastv", "--keep", "16"]) == 0
     out = capsys.readouterr().out
     assert "fastv" in out and "16/576" in out and "same tokens" in out

@@ -144,3 +144,5 @@ def test_calibrate_cli(tmp_path, capsys):
     assert "--layer 4: the model's language model has 4 layers" in capsys.readouterr().err
     assert main([*args, "--layer", "2", "--images", str(tmp_path / "none"), "-o", str(tmp_path / "y")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+    assert main(["calibrate", "--model", "tiny-llava", "-o", str(tmp_path / "z")]) == 2
+    assert "--images is required unless --model is 'grounding'" in capsys.readouterr().err

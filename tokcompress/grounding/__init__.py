@@ -1,27 +1,33 @@
 """A small trained LLaVA-architecture model for referring-expression grounding and counting.
 
-It ships with the package (``DEFAULT_MODEL_DIR``) so pruning fidelity can be measured as task
-accuracy on a model that learned something, with no downloads. See docs/grounding-model.md.
+Its trained weights are meant to ship with the package (``DEFAULT_MODEL_DIR``) so pruning fidelity can
+be measured as task accuracy on a model that learned something, with no downloads; until a run meets
+the accuracy bar the folder is empty (docs/grounding-model.md has the status and the training command).
 
     from tokcompress.grounding import load_default_model
     model, processor = load_default_model()
 
 Submodules: `data` (seeded scene generator, JSONL splits), `model` (architecture, tokenizer,
-processor), `train` (training script), `evaluate` (accuracy through ``generate``).
+processor), `supervision` (per-patch training targets), `train` (training script), `evaluate`
+(accuracy through ``generate``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["DEFAULT_MODEL_DIR", "TESTSET_JSONL", "DEFAULT_TEMPLATE", "load_default_model", "format_prompt"]
+__all__ = ["DEFAULT_MODEL_DIR", "TESTSET_JSONL", "CALIBRATION_IMAGES", "DEFAULT_TEMPLATE", "load_default_model", "format_prompt"]
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model"
-"""The committed trained model: a ``from_pretrained`` folder (config, safetensors, tokenizer, processor)."""
+"""Where the trained model goes: a ``from_pretrained`` folder (config, safetensors, tokenizer, processor)."""
 
 TESTSET_JSONL = Path(__file__).resolve().parent / "testset" / "test.jsonl"
 """The first 200 test samples (100 grounding, 100 counting) in the study tooling's JSONL format, PNGs beside it.
 Regenerate: ``python -m tokcompress.grounding.data --out tokcompress/grounding/testset --val 0 --test 200``."""
+
+CALIBRATION_IMAGES = Path(__file__).resolve().parent / "calibration" / "val"
+"""64 validation-split images (never test images) for measuring the model's positional-bias profile.
+Regenerate: ``python -m tokcompress.grounding.data --out tokcompress/grounding/calibration --val 64 --test 0``."""
 
 DEFAULT_TEMPLATE = "chat"
 """Prompt format the model answers best in: ``"USER: <image>\\n{question} ASSISTANT:"``."""

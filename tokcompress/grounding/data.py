@@ -23,6 +23,8 @@ import numpy as np
 
 __all__ = [
     "IMAGE_SIZE",
+    "GRID",
+    "cell_edge",
     "MAX_OBJECTS",
     "COLOURS",
     "SHAPES",
@@ -48,6 +50,9 @@ __all__ = [
 
 IMAGE_SIZE = 100
 """Image side in pixels; also the number of quantisation levels of a box coordinate (0-99)."""
+GRID = 16
+"""Shapes are placed on a GRID x GRID lattice of cells, the model's patch grid: every box edge lies on a
+cell boundary (pixel ``cell_edge(k)``), so which patches a shape covers determines its box exactly."""
 
 COLOURS: dict[str, tuple[int, int, int]] = {
     "red": (215, 35, 35),
@@ -61,8 +66,9 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 
 SHAPES = ("circle", "square", "triangle", "cross")
 PLURALS = {"circle": "circles", "square": "squares", "triangle": "triangles", "cross": "crosses"}
-SIZES: dict[str, tuple[int, int]] = {"small": (11, 17), "large": (24, 32)}
-"""Side of the (square) bounding box in pixels, inclusive range per size word; the gap keeps them unambiguous."""
+SIZES: dict[str, tuple[int, int]] = {"small": (2, 2), "large": (3, 4)}
+"""Side of the (square) bounding box in cells, inclusive range per size word: small shapes are 2x2 cells
+(12-13 px), large ones 3x3 or 4x4 (18-25 px)."""
 
 COUNT_WORDS = ("zero", "one", "two", "three", "four")
 SPLITS = {"train": 0, "val": 1, "test": 2}
@@ -73,8 +79,8 @@ MAX_OBJECTS = 8
 """Most shapes in one scene (test scenes have 3 to 8)."""
 _P_SMALL = 0.6
 _P_MAIN = 0.5
-_MARGIN = 2
-"""Minimum distance in pixels from a shape to the image border and between two shapes."""
+_GAP = 1
+"""Minimum number of empty cells between two shapes."""
 _COLOUR_JITTER = 14
 _PLACEMENT_TRIES = 300
 
@@ -127,15 +133,20 @@ def _rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), SPLITS[split], int(index)]))
 
 
-def _place(rng: np.random.Generator, sizes: list[int], taken: list[tuple[int, int, int, int]]):
-    """Top-left corners for squares of the given sides, no overlap (with margin); None if it does not fit."""
-    boxes = []
-    for side in sizes:
+def cell_edge(k: int) -> int:
+    """Pixel coordinate of cell boundary `k` (0 .. GRID): ``k * IMAGE_SIZE / GRID`` rounded half up."""
+    return (2 * k * IMAGE_SIZE + GRID) // (2 * GRID)
+
+
+def _place(rng: np.random.Generator, sides: list[int]):
+    """Cell boxes ``(c1, r1, c2, r2)`` (exclusive ends) for squares of the given sides in cells, at least
+    `_GAP` empty cells apart, inside cells 0 .. GRID-2 so that x2 <= 99; None if they do not fit."""
+    boxes: list[tuple[int, int, int, int]] = []
+    for side in sides:
         for _ in range(_PLACEMENT_TRIES):
-            x = int(rng.integers(_MARGIN, IMAGE_SIZE - _MARGIN - side + 1))
-            y = int(rng.integers(_MARGIN, IMAGE_SIZE - _MARGIN - side + 1))
-            box = (x, y, x + side, y + side)
-            if all(_apart(box, other) for other in taken + boxes):
+            c, r = (int(v) for v in rng.integers(0, GRID - side, size=2))
+            box = (c, r, c + side, r + side)
+            if all(_apart(box, other) for other in boxes):
                 boxes.append(box)
                 break
         else:
@@ -144,9 +155,11 @@ def _place(rng: np.random.Generator, sizes: list[int], taken: list[tuple[int, in
 
 
 def _apart(a, b) -> bool:
-    return (
-        a[2] + _MARGIN <= b[0] or b[2] + _MARGIN <= a[0] or a[3] + _MARGIN <= b[1] or b[3] + _MARGIN <= a[1]
-    )
+    return a[2] + _GAP <= b[0] or b[2] + _GAP <= a[0] or a[3] + _GAP <= b[1] or b[3] + _GAP <= a[1]
+
+
+def _pixel_box(cells: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    return tuple(cell_edge(k) for k in cells)  # type: ignore[return-value]
 
 
 def _side(rng: np.random.Generator, size: str) -> int:
@@ -169,28 +182,25 @@ def _size_word(rng: np.random.Generator) -> str:
     return "small" if rng.random() < _P_SMALL else "large"
 
 
-def _scene(rng: np.random.Generator, max_objects: int = MAX_OBJECTS) -> Scene:
+def _scene(rng: np.random.Generator) -> Scene:
     """A scene with a repeated main type (1-4 copies) among near-miss and random distractors.
 
     Repeats make counts up to four common; near misses (same colour or same kind as the main type)
     make both questions need every attribute. Layouts that do not fit are redrawn from the stream.
-    `max_objects` below the default gives the easier scenes of the training curriculum.
     """
-    if not 1 <= max_objects <= MAX_OBJECTS:
-        raise ValueError(f"max_objects must be in 1..{MAX_OBJECTS}, got {max_objects}")
     while True:
         colour, kind = _pick(rng, list(COLOURS)), _pick(rng, SHAPES)
-        copies = int(rng.integers(1, min(len(COUNT_WORDS) - 1, max_objects) + 1))
-        others = int(rng.integers(min(2, max_objects - copies), max_objects - copies + 1))
+        copies = int(rng.integers(1, len(COUNT_WORDS)))
+        others = int(rng.integers(2, MAX_OBJECTS - copies + 1))
         attrs = [(_size_word(rng), colour, kind) for _ in range(copies)]
         for _ in range(others):
             c, k = _near_miss(rng, colour, kind) if rng.random() < 0.6 else (_pick(rng, list(COLOURS)), _pick(rng, SHAPES))
             attrs.append((_size_word(rng), c, k))
         attrs = [attrs[i] for i in rng.permutation(len(attrs))]
-        boxes = _place(rng, [_side(rng, a[0]) for a in attrs], [])
+        boxes = _place(rng, [_side(rng, a[0]) for a in attrs])
         if boxes is None:
             continue
-        shapes = tuple(Shape(a[2], a[1], a[0], b) for a, b in zip(attrs, boxes))
+        shapes = tuple(Shape(a[2], a[1], a[0], _pixel_box(b)) for a, b in zip(attrs, boxes))
         scene = Scene(shapes, _pick(rng, _BACKGROUNDS), (colour, kind))
         if referable(scene):
             return scene
@@ -219,14 +229,19 @@ class Question:
     prompt: str
     answer: str
     box: tuple[int, int, int, int] | None
+    about: tuple[Shape, ...] = ()
+    """The shapes the question is about: the target of a grounding question, every shape of the asked
+    colour and kind for a counting question (none for a count of zero)."""
 
 
 def grounding_question(shape: Shape) -> Question:
-    return Question("grounding", f"Where is the {shape.size} {shape.colour} {shape.kind}?", format_box(shape.box), shape.box)
+    return Question("grounding", f"Where is the {shape.size} {shape.colour} {shape.kind}?", format_box(shape.box), shape.box,
+                    (shape,))
 
 
-def counting_question(colour: str, kind: str, count: int) -> Question:
-    return Question("counting", f"How many {colour} {PLURALS[kind]}?", COUNT_WORDS[count], None)
+def counting_question(scene: Scene, colour: str, kind: str) -> Question:
+    about = tuple(s for s in scene.shapes if (s.colour, s.kind) == (colour, kind))
+    return Question("counting", f"How many {colour} {PLURALS[kind]}?", COUNT_WORDS[len(about)], None, about)
 
 
 def _grounding_questions(rng: np.random.Generator, scene: Scene, n: int) -> list[Question]:
@@ -251,26 +266,25 @@ def _counting_questions(rng: np.random.Generator, scene: Scene, n: int) -> list[
     out = []
     for _ in range(n):
         if rng.random() < _P_MAIN and scene.main not in asked and main_count < len(COUNT_WORDS):
-            pair, count = scene.main, main_count
+            pair = scene.main
         else:
             fresh = {c: [p for p in pairs if p not in asked] for c, pairs in by_count.items()}
             fresh = {c: pairs for c, pairs in fresh.items() if pairs} or by_count
             count = list(fresh)[int(rng.integers(len(fresh)))]
             pair = fresh[count][int(rng.integers(len(fresh[count])))]
         asked.add(pair)
-        out.append(counting_question(pair[0], pair[1], count))
+        out.append(counting_question(scene, *pair))
     return out
 
 
-def make_group(seed: int, split: str, index: int, n_grounding: int, n_counting: int, max_objects: int = MAX_OBJECTS):
+def make_group(seed: int, split: str, index: int, n_grounding: int, n_counting: int):
     """Image `index` of `split` with several questions on it: ``(image, scene, [Question])``.
 
-    With the default `max_objects` the image and scene are those of ``make_sample(seed, split,
-    index)``; training packs a group into one sequence (see `train.encode_groups`), so the image is
+    The image and scene are those of ``make_sample(seed, split, index)``; training packs a group into one sequence (see `train.encode_groups`), so the image is
     encoded once for all its questions.
     """
     rng = _rng(seed, split, index)
-    scene = _scene(rng, max_objects)
+    scene = _scene(rng)
     image = render(scene, rng)
     questions = _grounding_questions(rng, scene, n_grounding) + _counting_questions(rng, scene, n_counting)
     return image, scene, questions
@@ -336,21 +350,21 @@ def _texture(scene_background: str, rng: np.random.Generator) -> np.ndarray:
 def _shape_mask(kind: str, box: tuple[int, int, int, int]) -> np.ndarray:
     """Boolean ``[S, S]`` mask whose tight pixel box is exactly `box` (x2, y2 exclusive)."""
     x1, y1, x2, y2 = box
-    side = x2 - x1
+    w, h = x2 - x1, y2 - y1  # cell rounding can make them differ by a pixel
     yy, xx = np.mgrid[0:IMAGE_SIZE, 0:IMAGE_SIZE]
-    u, v = xx - x1, yy - y1  # local pixel coordinates, 0 .. side-1 inside the box
-    inside = (u >= 0) & (u < side) & (v >= 0) & (v < side)
-    c = (side - 1) / 2.0
+    u, v = xx - x1, yy - y1  # local pixel coordinates, 0 .. w-1 / h-1 inside the box
+    inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
     if kind == "square":
         m = inside
     elif kind == "circle":
-        m = inside & ((u - c) ** 2 + (v - c) ** 2 <= (c + 0.5) ** 2)
+        m = inside & (((u - cx) / (cx + 0.5)) ** 2 + ((v - cy) / (cy + 0.5)) ** 2 <= 1.0)
     elif kind == "triangle":  # apex on the top row, base spanning the bottom row
-        m = inside & (np.abs(u - c) <= c * v / max(side - 1, 1) + 0.5)
+        m = inside & (np.abs(u - cx) <= cx * v / max(h - 1, 1) + 0.5)
     elif kind == "cross":
-        bar = max(2, side // 3)
-        lo = (side - bar) // 2
-        m = inside & (((u >= lo) & (u < lo + bar)) | ((v >= lo) & (v < lo + bar)))
+        bar_x, bar_y = max(2, w // 3), max(2, h // 3)
+        lo_x, lo_y = (w - bar_x) // 2, (h - bar_y) // 2
+        m = inside & (((u >= lo_x) & (u < lo_x + bar_x)) | ((v >= lo_y) & (v < lo_y + bar_y)))
     else:
         raise ValueError(f"unknown shape kind {kind!r}; expected one of {list(SHAPES)}")
     return m

@@ -19,7 +19,8 @@ from typing import Sequence
 
 from .data import GroundingSample, make_sample
 
-__all__ = ["parse_box", "iou", "is_correct", "predict", "EvalResult", "evaluate_samples", "evaluate_model"]
+__all__ = ["parse_box", "iou", "is_correct", "predict", "EvalResult", "evaluate_samples", "evaluate_model",
+           "accuracy_with_pruners"]
 
 IOU_THRESHOLD = 0.5
 _INT = re.compile(r"-?\d+")
@@ -104,6 +105,19 @@ def evaluate_model(model, processor, n: int = 1000, split: str = "test", seed: i
     """Accuracy on the first `n` samples of a generated split (half grounding, half counting)."""
     samples = [make_sample(seed, split, i) for i in range(n)]
     return evaluate_samples(model, processor, samples, template)
+
+
+def accuracy_with_pruners(model, processor, samples: Sequence[GroundingSample], presets: Sequence[str], *,
+                          keep: int | None = None, ratio: float | None = None, template: str = "chat") -> dict[str, EvalResult]:
+    """Task accuracy on `samples` unpruned (key ``"none"``) and with each preset attached through
+    `tokcompress.attach` at the given budget, in that order."""
+    import tokcompress
+
+    results = {"none": evaluate_samples(model, processor, samples, template)}
+    for preset in presets:
+        with tokcompress.attach(model, preset, keep=keep, ratio=ratio):
+            results[preset] = evaluate_samples(model, processor, samples, template)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:

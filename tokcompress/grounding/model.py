@@ -7,7 +7,8 @@ with ``from_pretrained`` from the local folder, exactly like a user's real check
 
 The tokenizer is a `tokenizers` WordLevel model over a closed vocabulary (`VOCAB`): special tokens,
 the question words, and one token per quantised coordinate ``"0"`` .. ``"99"``, so a box answer is
-four tokens. Text is lower-cased and split on whitespace and punctuation.
+four tokens. Text is lower-cased, plurals are split into singular + suffix ("squares" -> "square"
+"s"), and words are split on whitespace and punctuation.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..errors import TokcompressError
 from .data import COLOURS, COUNT_WORDS, IMAGE_SIZE, PLURALS, SHAPES, SIZES
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "sincos_values",
     "save_pretrained",
     "load_pretrained",
+    "MissingModelError",
 ]
 
 IMAGE_TOKEN = "<image>"
@@ -54,7 +57,7 @@ _WORDS = (
     + list(SIZES)
     + list(COLOURS)
     + list(SHAPES)
-    + [PLURALS[s] for s in SHAPES]
+    + sorted({PLURALS[s][len(s):] for s in SHAPES})
     + list(COUNT_WORDS)
 )
 VOCAB: tuple[str, ...] = SPECIAL_TOKENS + tuple(_WORDS) + tuple(str(i) for i in range(IMAGE_SIZE))
@@ -89,7 +92,7 @@ CHAT_TEMPLATE = (
 
 @dataclass(frozen=True)
 class ModelSize:
-    """Widths and depths of the three parts. The defaults are the shipped model's."""
+    """Widths and depths of the three parts, and the LM's RoPE base. The defaults are the training recipe's."""
 
     vision_hidden: int = 96
     vision_layers: int = 3
@@ -100,6 +103,9 @@ class ModelSize:
     text_heads: int = 4
     text_kv_heads: int = 4
     text_intermediate: int = 384
+    rope_theta: int = 1_000_000
+    """RoPE base. Llama's 10000 rotates most query/key channels by more than a radian across the 256
+    visual tokens, leaving few channels to match content; 1e6 (Llama 3 uses 5e5) leaves most of them."""
 
 
 def format_prompt(question: str, template: str = DEFAULT_TEMPLATE) -> str:
@@ -117,7 +123,12 @@ def build_tokenizer():
 
     vocab = {tok: i for i, tok in enumerate(VOCAB)}
     core = Tokenizer(WordLevel(vocab, unk_token="<unk>"))
-    core.normalizer = normalizers.Lowercase()
+    # a plural is its singular plus a suffix token, as a subword tokenizer would split it: "squares" ->
+    # "square" "s", so the shape words of counting questions share their embeddings with grounding's
+    core.normalizer = normalizers.Sequence(
+        [normalizers.Lowercase()]
+        + [normalizers.Replace(PLURALS[s], f"{s} {PLURALS[s][len(s):]}") for s in SHAPES]
+    )
     core.pre_tokenizer = pre_tokenizers.Whitespace()
     core.post_processor = processors.TemplateProcessing(
         single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", BOS_ID)]
@@ -158,8 +169,12 @@ def build_processor(tokenizer=None):
     )
 
 
-def build_config(size: ModelSize = ModelSize()):
-    """The `LlavaConfig` for `size`; the LM's vocabulary is exactly `VOCAB`."""
+def build_config(size: ModelSize = ModelSize(), init_std: float = 0.02):
+    """The `LlavaConfig` for `size`; the LM's vocabulary is exactly `VOCAB`.
+
+    init_std: standard deviation of the random initialisation of the LM and projector weights
+    (``initializer_range``); the vision tower keeps CLIP's own depth-scaled initialisation.
+    """
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
 
     grid = INPUT_SIZE // PATCH_SIZE
@@ -181,6 +196,8 @@ def build_config(size: ModelSize = ModelSize()):
         num_key_value_heads=size.text_kv_heads,
         intermediate_size=size.text_intermediate,
         max_position_embeddings=512,
+        rope_parameters={"rope_type": "default", "rope_theta": float(size.rope_theta)},
+        initializer_range=init_std,
         tie_word_embeddings=True,
         pad_token_id=PAD_ID,
         bos_token_id=BOS_ID,
@@ -226,7 +243,7 @@ def sincos_values(count: int, dim: int, amplitude: float):
     return (amplitude * torch.cat([angles.sin(), angles.cos()], dim=1)).float()
 
 
-def build_model(size: ModelSize = ModelSize(), seed: int = 0):
+def build_model(size: ModelSize = ModelSize(), seed: int = 0, init_std: float = 0.02):
     """A freshly initialised model (deterministic given `seed`), in fp32, eval mode.
 
     Two deliberate initialisations, both of learned tables (training changes them freely):
@@ -240,7 +257,7 @@ def build_model(size: ModelSize = ModelSize(), seed: int = 0):
     from transformers import GenerationConfig, LlavaForConditionalGeneration
 
     torch.manual_seed(seed)
-    model = LlavaForConditionalGeneration(build_config(size))
+    model = LlavaForConditionalGeneration(build_config(size, init_std))
     grid = INPUT_SIZE // PATCH_SIZE
     with torch.no_grad():
         table = model.model.vision_tower.embeddings.position_embedding.weight
@@ -268,6 +285,7 @@ def size_of(model) -> ModelSize:
         text_heads=t.num_attention_heads,
         text_kv_heads=t.num_key_value_heads,
         text_intermediate=t.intermediate_size,
+        rope_theta=int(t.rope_parameters["rope_theta"]),
     )
 
 
@@ -280,13 +298,18 @@ def save_pretrained(model, processor, out_dir: Path) -> Path:
     return out_dir
 
 
+class MissingModelError(TokcompressError, FileNotFoundError):
+    """The model folder holds no trained model."""
+
+
 def load_pretrained(path: Path):
     """``(model, processor)`` from a saved folder through the stock ``from_pretrained`` loaders (eval, fp32)."""
     from transformers import AutoProcessor, LlavaForConditionalGeneration
 
     path = Path(path)
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"no model at {path}: config.json missing (train one with tokcompress.grounding.train)")
+        raise MissingModelError(f"no model at {path}: config.json missing (train one with "
+                                f"'python -m tokcompress.grounding.train --out {path}', docs/grounding-model.md)")
     model = LlavaForConditionalGeneration.from_pretrained(path, dtype="float32")
     processor = AutoProcessor.from_pretrained(path)
     return model.eval(), processor

@@ -4,7 +4,8 @@
 goes through a byte-level stand-in tokenizer (token ``3 + byte``), and LLaVA images through a CLIP
 image processor sized to the tiny vision tower. Other tiny families keep the seeded random pixels of
 `tokcompress.hf.tiny.make_inputs`: their weights are random, so only shapes, costs and agreement
-with the unpruned run mean anything. Anything else is a checkpoint folder or hub id loaded with
+with the unpruned run mean anything. ``grounding`` is the project's trained grounding model
+(`tokcompress.grounding`). Anything else is a checkpoint folder or hub id loaded with
 ``AutoModelForImageTextToText`` and ``AutoProcessor``; the prompt goes through the processor's chat
 template (one user turn: the image, then the text) when it has one.
 """
@@ -21,9 +22,11 @@ from ..errors import InputError, unknown_name
 from .datasets import Sample
 from .suite import ModelEntry
 
-__all__ = ["LoadedModel", "load_model", "resolve_device", "TINY_PREFIX", "tiny_family", "encode_bytes", "decode_bytes"]
+__all__ = ["LoadedModel", "load_model", "resolve_device", "TINY_PREFIX", "GROUNDING_SOURCE", "checkpoint_path", "tiny_family", "encode_bytes", "decode_bytes"]
 
 TINY_PREFIX = "tiny-"
+GROUNDING_SOURCE = "grounding"
+"""Model source naming the shipped trained grounding model (`tokcompress.grounding.DEFAULT_MODEL_DIR`)."""
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 _BYTE_OFFSET = 3  # ids 0-2 are pad/bos/eos in the tiny models
 
@@ -129,13 +132,27 @@ def _clip_pixels(config) -> Callable[[Sample], torch.Tensor]:
 # -- checkpoints --------------------------------------------------------------------------------------
 
 
+def checkpoint_path(source: str) -> str:
+    """The folder or hub id to load for a non-tiny `source` (``grounding``: the shipped model's folder)."""
+    if source == GROUNDING_SOURCE:
+        from ..grounding import DEFAULT_MODEL_DIR
+        from ..grounding.model import MissingModelError
+
+        if not (DEFAULT_MODEL_DIR / "config.json").is_file():
+            raise MissingModelError(f"model source {source!r}: no trained model at {DEFAULT_MODEL_DIR} (train one with "
+                                    f"'python -m tokcompress.grounding.train --out {DEFAULT_MODEL_DIR}', docs/grounding-model.md)")
+        return str(DEFAULT_MODEL_DIR)
+    return source
+
+
 def _load_checkpoint(entry: ModelEntry, device: torch.device) -> LoadedModel:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    path = checkpoint_path(entry.source)
     try:
-        processor = AutoProcessor.from_pretrained(entry.source)
+        processor = AutoProcessor.from_pretrained(path)
         model = AutoModelForImageTextToText.from_pretrained(
-            entry.source, dtype=_DTYPES[entry.dtype], attn_implementation=entry.attn_implementation
+            path, dtype=_DTYPES[entry.dtype], attn_implementation=entry.attn_implementation
         )
     except (OSError, ValueError) as exc:
         raise InputError(f"model {entry.name!r}: cannot load {entry.source!r} as an image-text-to-text checkpoint: {exc}") from None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..hookspecs import hookimpl
-from .datasets import JsonlDataset, SamplesDataset
+from .datasets import GroundingTestDataset, JsonlDataset, SamplesDataset
 from .metrics import BUILTIN_METRICS
 
 
@@ -14,4 +14,4 @@ def tokcompress_register_metrics():
 
 @hookimpl
 def tokcompress_register_datasets():
-    return [JsonlDataset, SamplesDataset]
+    return [JsonlDataset, SamplesDataset, GroundingTestDataset]

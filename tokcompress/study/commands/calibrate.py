@@ -7,12 +7,20 @@ import sys
 from pathlib import Path
 
 
+GROUNDING_PROMPT = "Where is the small red circle?"
+"""A grounding question of the shipped model's kind; the profile averages over images, the prompt is fixed."""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="checkpoint folder / hub id, or tiny-<family> (e.g. tiny-llava)")
-    parser.add_argument("--images", required=True,
-                        help="folder of calibration images (searched recursively), or 'samples' for the bundled ones")
-    parser.add_argument("--prompt", default=None, help="prompt text paired with every image (default: 'Describe this image.')")
-    parser.add_argument("--layer", type=int, required=True, help="pruning layer K; attention is read at layer K-1")
+    parser.add_argument("--model", required=True,
+                        help="checkpoint folder / hub id, tiny-<family> (e.g. tiny-llava), or 'grounding' (the project's trained model)")
+    parser.add_argument("--images", default=None,
+                        help="folder of calibration images (searched recursively), 'samples' for the bundled ones "
+                             "(default: the grounding model's 64 validation images with --model grounding, else required)")
+    parser.add_argument("--prompt", default=None,
+                        help="prompt text paired with every image (default: 'Where is the small red circle?' with --model grounding, "
+                             "else 'Describe this image.')")
+    parser.add_argument("--layer", type=int, default=2, help="pruning layer K; attention is read at layer K-1 (default 2, the presets' K)")
     parser.add_argument("-o", "--out", type=Path, required=True, help="output path without suffix: writes OUT.safetensors, OUT.json, OUT.png")
     parser.add_argument("--num-images", type=int, help="seeded random subset of this many images (default: all)")
     parser.add_argument("--seed", type=int, default=42, help="seed of the image subset and of tiny model weights (default 42)")
@@ -26,8 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ...grounding import CALIBRATION_IMAGES
     from ..calibrate import DEFAULT_PROMPT, CalibrationSettings, calibrate, list_images
     from ..datasets import BUNDLED_JSONL
+    from ..models import GROUNDING_SOURCE
     from ..suite import ModelEntry
 
     if args.num_images is not None and args.num_images < 1:
@@ -40,9 +50,17 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(max(1, args.threads))
-    folder = BUNDLED_JSONL.parent / "samples" if args.images == "samples" else Path(args.images)
+    grounding = args.model == GROUNDING_SOURCE
+    if args.images is None and not grounding:
+        print("error: --images is required unless --model is 'grounding'", file=sys.stderr)
+        return 2
+    if args.images is None:
+        folder = CALIBRATION_IMAGES
+    else:
+        folder = BUNDLED_JSONL.parent / "samples" if args.images == "samples" else Path(args.images)
+    prompt = args.prompt or (GROUNDING_PROMPT if grounding else DEFAULT_PROMPT)
     model = ModelEntry(source=args.model, dtype=args.dtype, device=args.device, seed=args.seed)
-    settings = CalibrationSettings(model, args.layer, args.prompt or DEFAULT_PROMPT, args.seed, args.num_images)
+    settings = CalibrationSettings(model, args.layer, prompt, args.seed, args.num_images)
     images = list_images(folder, args.num_images, args.seed)
     result = calibrate(settings, images, args.out, root=folder, fresh=args.fresh, checkpoint_every=args.checkpoint_every,
                        progress=not args.no_progress, heatmap=not args.no_heatmap)

@@ -1,0 +1,125 @@
+"""Dense per-patch supervision used during training: what each visual token should come to encode.
+
+The answer loss gives one signal per answer token. From it alone a small model on a CPU budget did not
+learn to read a box off the patch grid: after 15 minutes of training, grounding stayed below 10%
+(docs/grounding-model.md). So training also asks the projector output of every patch (the visual
+token the LM sees) to predict, through linear heads that exist only during training, the shape
+covering that patch: its colour, kind and size, whether the patch is the shape's top-left cell, the
+shape's box in cells, and how many shapes of its colour and kind the scene holds. Patches on the
+background predict class 0 of the attribute fields and nothing for the box. The saved model is a
+plain LLaVA; the heads are dropped.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .data import COLOURS, GRID, SHAPES, Scene, cell_edge
+
+__all__ = ["FIELDS", "WORD_FIELDS", "field_words", "patch_targets", "PatchHeads", "build_heads"]
+
+MAX_COUNT = 5
+"""Count classes 1 .. 5 (5: five or more); 0 is the background."""
+
+FIELDS: dict[str, int] = {
+    "colour": 1 + len(COLOURS),
+    "kind": 1 + len(SHAPES),
+    "size": 3,
+    "anchor": 2,
+    "count": 1 + MAX_COUNT,
+    "pair": 1 + len(COLOURS) * len(SHAPES),
+    "type": 1 + len(COLOURS) * len(SHAPES) * 2,
+    "x1": GRID + 1,
+    "y1": GRID + 1,
+    "x2": GRID + 1,
+    "y2": GRID + 1,
+}
+"""Target field -> number of classes, in column order of `patch_targets`. ``pair`` is (colour, kind) as
+one class, what a counting question names; ``type`` is (size, colour, kind), what a grounding question
+names: one-hot conjunctions the LM can match a question against with a single dot product. Box fields
+are cell indices."""
+_BOX = ("x1", "y1", "x2", "y2")
+IGNORE = -100
+_CELL = {cell_edge(k): k for k in range(GRID + 1)}
+
+
+def patch_targets(scene: Scene):
+    """``[GRID * GRID, len(FIELDS)]`` long targets, patches in row-major order (the visual token order)."""
+    t = torch.zeros(GRID, GRID, len(FIELDS), dtype=torch.long)
+    box_cols = [list(FIELDS).index(f) for f in _BOX]
+    t[..., box_cols] = IGNORE
+    colours, kinds = list(COLOURS), list(SHAPES)
+    for shape in scene.shapes:
+        c1, r1, c2, r2 = (_CELL[v] for v in shape.box)
+        same = sum((o.colour, o.kind) == (shape.colour, shape.kind) for o in scene.shapes)
+        colour, kind, large = colours.index(shape.colour), kinds.index(shape.kind), int(shape.size == "large")
+        pair = colour * len(kinds) + kind
+        cells = t[r1:r2, c1:c2]
+        cells[..., :7] = torch.tensor([1 + colour, 1 + kind, 1 + large, 0, min(same, MAX_COUNT), 1 + pair, 1 + 2 * pair + large])
+        cells[..., box_cols] = torch.tensor([c1, r1, c2, r2])
+        t[r1, c1, list(FIELDS).index("anchor")] = 1
+    return t.reshape(GRID * GRID, len(FIELDS))
+
+
+WORD_FIELDS = ("colour", "kind", "size", "count")
+"""Fields read through the LM's word embeddings (`PatchHeads`)."""
+def field_words() -> dict[str, list[str]]:
+    """The vocabulary word of each class >= 1 of the word-read fields (count 5+ has none: not scored)."""
+    from .data import COUNT_WORDS, SIZES
+
+    return {"colour": list(COLOURS), "kind": list(SHAPES), "size": list(SIZES), "count": list(COUNT_WORDS[1:])}
+
+
+class PatchHeads(torch.nn.Module):
+    """Read-outs of every visual token, used only in training.
+
+    Colour, kind, size and count are read through the LM's own (tied) word embeddings: the logit of
+    "red" is a learned scale times the visual token's dot product with the embedding of the word "red",
+    against a learned background vector. Training thus pulls the visual tokens of a small red circle
+    towards the embeddings of "small", "red" and "circle", the words of a question about it, so the LM
+    matches like with like. The box is read the same way through the coordinate tokens of the cell
+    edges, after one learned linear map per coordinate; anchor, pair and type have plain linear heads.
+    """
+
+    def __init__(self, embeddings: torch.nn.Embedding, word_ids: dict[str, list[int]], edge_ids: list[int]):
+        super().__init__()
+        dim = embeddings.weight.shape[1]
+        self.embeddings = [embeddings]  # a list: not registered, the LM owns (and saves) it
+        self.word_ids = {f: torch.tensor(word_ids[f]) for f in WORD_FIELDS}
+        self.edge_ids = torch.tensor(edge_ids)
+        self.background = torch.nn.Parameter(torch.zeros(len(WORD_FIELDS), dim))
+        self.scale = torch.nn.Parameter(torch.full((len(WORD_FIELDS) + len(_BOX),), 5.0))
+        self.box = torch.nn.ModuleList(torch.nn.Linear(dim, dim, bias=False) for _ in _BOX)
+        self.linear = torch.nn.Linear(dim, sum(FIELDS[f] for f in ("anchor", "pair", "type")))
+
+    def loss(self, features, targets):
+        """Sum over fields of the mean cross-entropy; `features` ``[..., dim]``, `targets` ``[..., fields]``."""
+        ce = torch.nn.functional.cross_entropy
+        table = self.embeddings[0].weight
+        v = features.reshape(-1, features.shape[-1])
+        targets = targets.reshape(-1, len(FIELDS))
+        column = {f: targets[:, i] for i, f in enumerate(FIELDS)}
+        total = 0.0
+        for i, f in enumerate(WORD_FIELDS):
+            words = table[self.word_ids[f]]
+            logits = torch.cat([v @ self.background[i][:, None], self.scale[i] * v @ words.T], dim=1)
+            t = column[f].masked_fill(column[f] >= logits.shape[1], IGNORE)
+            total = total + ce(logits, t, ignore_index=IGNORE)
+        edges = table[self.edge_ids]
+        for i, f in enumerate(_BOX):
+            logits = self.scale[len(WORD_FIELDS) + i] * self.box[i](v) @ edges.T
+            t = column[f].masked_fill(column[f] >= len(self.edge_ids), IGNORE)
+            total = total + ce(logits, t, ignore_index=IGNORE)
+        rest = self.linear(v).split([FIELDS[f] for f in ("anchor", "pair", "type")], dim=1)
+        for f, logits in zip(("anchor", "pair", "type"), rest):
+            total = total + ce(logits, column[f])
+        return total
+
+
+def build_heads(model, tokenizer) -> PatchHeads:
+    """`PatchHeads` reading through `model`'s word embeddings, word ids from `tokenizer`."""
+    from .model import COORD_IDS
+
+    ids = {f: tokenizer.convert_tokens_to_ids(words) for f, words in field_words().items()}
+    edges = [COORD_IDS[cell_edge(k)] for k in range(GRID)]  # cell edge k as its coordinate token (k <= 15)
+    return PatchHeads(model.get_input_embeddings(), ids, edges)
