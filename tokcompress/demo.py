@@ -25,6 +25,8 @@ from typing import Sequence
 
 ASSET = Path(__file__).parent / "hf" / "assets" / "demo.png"
 PROMPT = "What is in this picture? Describe the shapes and their colours."
+GROUNDING_KEEP = 28
+"""Default budget for the grounding model: 28 of its 256 visual tokens, the 0.111 ratio of 64 of 576."""
 
 
 def draw_demo_image(size: int = 336):
@@ -115,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.samples < 1:
         print(f"error: --samples must be >= 1, got {args.samples}", file=sys.stderr)
         return 2
+    if args.keep is None:
+        args.keep = GROUNDING_KEEP if args.model == "grounding" else 64
     try:
         return _run(args)
     except TokcompressError as exc:
@@ -137,13 +141,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.model == "grounding":
         model, inputs, decode, title, accuracy = _grounding(args, console)
     elif args.model == "random":
-        args.keep = args.keep or 64
         model = build_demo_model(text_layers=args.text_layers, text_hidden=args.text_hidden)
         inputs, decode = tiny_inputs(model, Image.open(args.image), args.prompt), bytes_text
         title = (f"random LLaVA-1.5-shaped model built in code ({args.text_layers} x {args.text_hidden} Llama decoder, "
                  f"576 visual tokens); prompt {inputs['input_ids'].shape[1]} tokens")
     else:
-        args.keep = args.keep or 64
         model, inputs, decode = checkpoint_inputs(args.model, Image.open(args.image), args.prompt)
         title = f"{Path(args.model).name}: {type(model).__name__}"
     with console.status("generating and timing prefill ..."):
@@ -175,7 +177,6 @@ def _grounding(args: argparse.Namespace, console):
     from .grounding.data import make_sample
     from .grounding.evaluate import accuracy_with_pruners
 
-    args.keep = args.keep or 28
     model, processor = load_default_model()
     samples = [make_sample(0, "test", i) for i in range(args.samples)]
     with console.status(f"answering {len(samples)} test questions per configuration ..."):

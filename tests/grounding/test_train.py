@@ -136,3 +136,20 @@ def test_stage_one_trains_only_vision_and_projector_and_stage_two_freezes_the_vi
     assert all(torch.equal(one[k], fresh[k]) for k in lm_layers)  # ... and not the LM's layers
     assert all(torch.equal(last[k], one[k]) for k in vision)  # stage 2 leaves the vision tower frozen
     assert any(not torch.equal(last[k], one[k]) for k in lm_layers)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--vision-batch", "0"], "--vision-batch must be >= 1, got 0"),
+        (["--steps", "100"], "--vision-steps must be in 0 .. --steps - 1 (99), got 1500"),
+        (["--vision-steps", "-1"], "--vision-steps must be in 0 .. --steps - 1 (5499), got -1"),
+    ],
+)
+def test_command_line_names_bad_stage_settings(tmp_path, capsys, argv, message):
+    from tokcompress.grounding.train import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(tmp_path), *argv])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "checkpoint").exists()

@@ -33,6 +33,12 @@ def test_demo_table_output(capsys):
     assert "fastv" in out and "16/576" in out and "same tokens" in out
 
 
+def test_demo_names_a_zero_budget_instead_of_using_the_default(capsys):
+    assert demo.main(["--model", "random", "--text-layers", "3", "--text-hidden", "64", "--repeats", "1",
+                      "--max-new-tokens", "1", "--keep", "0"]) == 2
+    assert "keep must be >= 1, got 0" in capsys.readouterr().err
+
+
 def test_bundled_image_matches_its_drawing():
     from PIL import Image, ImageChops
 

@@ -63,6 +63,8 @@ def patch_targets(scene: Scene):
 
 WORD_FIELDS = ("colour", "kind", "size", "count")
 """Fields read through the LM's word embeddings (`PatchHeads`)."""
+
+
 def field_words() -> dict[str, list[str]]:
     """The vocabulary word of each class >= 1 of the word-read fields (count 5+ has none: not scored)."""
     from .data import COUNT_WORDS, SIZES

@@ -328,7 +328,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=value)
     parser.add_argument("--stop-after", type=int, default=None, help="leave after N steps (resume by rerunning)")
     args = parser.parse_args(argv)
-    for name in ("steps", "batch", "grounding_per_image", "eval_every", "eval_n", "ckpt_every", "threads") + (
+    if not 0 <= args.vision_steps < args.steps:
+        parser.error(f"--vision-steps must be in 0 .. --steps - 1 ({args.steps - 1}), got {args.vision_steps}")
+    for name in ("steps", "batch", "vision_batch", "grounding_per_image", "eval_every", "eval_n", "ckpt_every", "threads") + (
         ("stop_after",) if args.stop_after is not None else ()
     ):
         if getattr(args, name) < 1:
