@@ -16,10 +16,20 @@ from tokcompress.grounding.model import (
     format_prompt,
     load_pretrained,
 )
-from tokcompress.grounding.train import TrainConfig, batch_groups, command_line, encode_groups, learning_rate, train
+from tokcompress.grounding.train import (
+    TrainConfig,
+    batch_groups,
+    command_line,
+    encode_groups,
+    learning_rate,
+    parse_attention_heads,
+    train,
+)
 
 TINY = ModelSize(vision_hidden=16, vision_layers=1, vision_heads=2, vision_intermediate=32,
                  text_hidden=16, text_layers=2, text_heads=2, text_kv_heads=1, text_intermediate=32)
+TINY_HEADS = {"grounding_heads": "1:0", "counting_heads": "0:1,1:1"}
+"""Attention supervision that fits TINY's 2 layers x 2 heads."""
 
 
 @pytest.fixture(scope="module")
@@ -92,12 +102,20 @@ def test_command_line_lists_only_changed_settings(tmp_path):
         "--steps 7 --vision-hidden 16 --vision-layers 1 --vision-heads 2 --vision-intermediate 32 --text-hidden 16 "
         "--text-layers 2 --text-heads 2 --text-kv-heads 1 --text-intermediate 32"
     )
+    assert command_line(TrainConfig(counting_heads="", grounding_heads="1:0"), tmp_path).endswith(
+        "--grounding-heads 1:0 --counting-heads ''")  # shell-quoted, so the empty list survives a copy-paste
+
+
+def test_attention_heads_parse_per_task_and_may_be_empty():
+    assert parse_attention_heads(TrainConfig()) == {"grounding": [(1, 0), (2, 0)], "counting": [(1, 1)]}
+    assert parse_attention_heads(TrainConfig(grounding_heads="", counting_heads="3:3,0:2")) == \
+        {"grounding": [], "counting": [(3, 3), (0, 2)]}
 
 
 @pytest.mark.slow
 def test_interrupted_and_resumed_training_equals_an_uninterrupted_run(tmp_path):
     cfg = TrainConfig(steps=4, vision_steps=2, vision_batch=2, batch=1, grounding_per_image=1, counting_per_image=1,
-                      warmup=1, eval_n=2, ckpt_every=100, size=TINY)
+                      warmup=1, eval_n=2, ckpt_every=100, size=TINY, **TINY_HEADS)
     straight = train(cfg, tmp_path / "a", echo=lambda _: None)
     assert train(cfg, tmp_path / "b", echo=lambda _: None, stop_after=3) is None  # stops in stage 2
     assert {"optimizer.safetensors", "patch_heads.safetensors"} <= {p.name for p in (tmp_path / "b" / "checkpoint").iterdir()}
@@ -114,13 +132,14 @@ def test_interrupted_and_resumed_training_equals_an_uninterrupted_run(tmp_path):
         return [{k: v for k, v in e.items() if k not in ("elapsed_s", "val")} for e in log]
 
     assert untimed(straight["log"]) == untimed(resumed["log"])
+    assert straight["log"][-1]["attention_loss"] > 0  # stage 2 supervised the heads
     assert json.loads((tmp_path / "a" / "training.json").read_text())["config"]["steps"] == 4
 
 
 @pytest.mark.slow
 def test_stage_one_trains_only_vision_and_projector_and_stage_two_freezes_the_vision_tower(tmp_path):
     cfg = TrainConfig(steps=3, vision_steps=1, vision_batch=2, batch=1, grounding_per_image=1, counting_per_image=1,
-                      warmup=1, eval_n=2, ckpt_every=100, size=TINY)
+                      warmup=1, eval_n=2, ckpt_every=100, size=TINY, **TINY_HEADS)
     assert train(cfg, tmp_path, echo=lambda _: None, stop_after=1) is None
     from transformers import LlavaForConditionalGeneration
 
@@ -143,7 +162,9 @@ def test_stage_one_trains_only_vision_and_projector_and_stage_two_freezes_the_vi
     [
         (["--vision-batch", "0"], "--vision-batch must be >= 1, got 0"),
         (["--steps", "100"], "--vision-steps must be in 0 .. --steps - 1 (99), got 1500"),
-        (["--vision-steps", "-1"], "--vision-steps must be in 0 .. --steps - 1 (5499), got -1"),
+        (["--vision-steps", "-1"], "--vision-steps must be in 0 .. --steps - 1 (5999), got -1"),
+        (["--grounding-heads", "1:0,4:0"], "grounding_heads: '4:0' is outside the LM's 4 layers x 4 heads"),
+        (["--counting-heads", "1-1"], "counting_heads: expected comma-separated layer:head pairs, got '1-1'"),
     ],
 )
 def test_command_line_names_bad_stage_settings(tmp_path, capsys, argv, message):

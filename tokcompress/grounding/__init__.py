@@ -8,8 +8,8 @@ the accuracy bar the folder is empty (docs/grounding-model.md has the status and
     model, processor = load_default_model()
 
 Submodules: `data` (seeded scene generator, JSONL splits), `model` (architecture, tokenizer,
-processor), `supervision` (per-patch training targets), `train` (training script), `evaluate`
-(accuracy through ``generate``).
+processor), `supervision` (per-patch training targets), `attention_target` (attention targets of
+a few LM heads during training), `train` (training script), `evaluate` (accuracy through ``generate``).
 """
 
 from __future__ import annotations

@@ -79,6 +79,8 @@ MAX_OBJECTS = 8
 """Most shapes in one scene (test scenes have 3 to 8)."""
 _P_SMALL = 0.6
 _P_MAIN = 0.5
+_P_NEAR_MISS = 0.6
+"""Share of the other shapes drawn as near misses of the main type (same colour or same kind)."""
 _GAP = 1
 """Minimum number of empty cells between two shapes."""
 _COLOUR_JITTER = 14
@@ -194,7 +196,7 @@ def _scene(rng: np.random.Generator) -> Scene:
         others = int(rng.integers(2, MAX_OBJECTS - copies + 1))
         attrs = [(_size_word(rng), colour, kind) for _ in range(copies)]
         for _ in range(others):
-            c, k = _near_miss(rng, colour, kind) if rng.random() < 0.6 else (_pick(rng, list(COLOURS)), _pick(rng, SHAPES))
+            c, k = _near_miss(rng, colour, kind) if rng.random() < _P_NEAR_MISS else (_pick(rng, list(COLOURS)), _pick(rng, SHAPES))
             attrs.append((_size_word(rng), c, k))
         attrs = [attrs[i] for i in rng.permutation(len(attrs))]
         boxes = _place(rng, [_side(rng, a[0]) for a in attrs])

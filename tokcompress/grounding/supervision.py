@@ -4,31 +4,35 @@ The answer loss gives one signal per answer token. From it alone a small model o
 learn to read a box off the patch grid: after 15 minutes of training, grounding stayed below 10%
 (docs/grounding-model.md). So training also asks the projector output of every patch (the visual
 token the LM sees) to predict, through linear heads that exist only during training, the shape
-covering that patch: its colour, kind and size, whether the patch is the shape's top-left cell, the
-shape's box in cells, and how many shapes of its colour and kind the scene holds. Patches on the
-background predict class 0 of the attribute fields and nothing for the box. The saved model is a
-plain LLaVA; the heads are dropped.
+covering that patch: its colour, kind and size, whether the patch is the shape's top-left cell, and
+the shape's box in cells. Patches on the background predict class 0 of the attribute fields and nothing
+for the box. The saved model is a plain LLaVA; the heads are dropped.
+
+No count: a per-patch "how many shapes like me" target, read through the count words' embeddings, was
+learned to only 49% by the vision tower, and the LM then answered only "one" or "zero": the count words'
+direction in the visual tokens was a shortcut to wrong counts. Counting is left to the LM, whose
+attention is trained to weigh one share per counted shape (`attention_target`).
 """
 
 from __future__ import annotations
 
 import torch
 
-from .data import COLOURS, GRID, SHAPES, Scene, cell_edge
+from .data import COLOURS, GRID, SHAPES, SIZES, Scene, Shape, cell_edge
 
-__all__ = ["FIELDS", "WORD_FIELDS", "field_words", "patch_targets", "PatchHeads", "build_heads"]
+__all__ = ["FIELDS", "WORD_FIELDS", "field_words", "cell_box", "patch_targets", "PatchHeads", "build_heads"]
 
-MAX_COUNT = 5
-"""Count classes 1 .. 5 (5: five or more); 0 is the background."""
+_SIDES = tuple(range(SIZES["small"][0], SIZES["large"][1] + 1))
+"""Box sides in cells a shape can have (2, 3, 4)."""
 
 FIELDS: dict[str, int] = {
     "colour": 1 + len(COLOURS),
     "kind": 1 + len(SHAPES),
     "size": 3,
     "anchor": 2,
-    "count": 1 + MAX_COUNT,
     "pair": 1 + len(COLOURS) * len(SHAPES),
     "type": 1 + len(COLOURS) * len(SHAPES) * 2,
+    "side": 1 + len(_SIDES),
     "x1": GRID + 1,
     "y1": GRID + 1,
     "x2": GRID + 1,
@@ -36,11 +40,19 @@ FIELDS: dict[str, int] = {
 }
 """Target field -> number of classes, in column order of `patch_targets`. ``pair`` is (colour, kind) as
 one class, what a counting question names; ``type`` is (size, colour, kind), what a grounding question
-names: one-hot conjunctions the LM can match a question against with a single dot product. Box fields
-are cell indices."""
+names: one-hot conjunctions the LM can match a question against with a single dot product. ``side`` is
+the box side in cells (so a shape's area is a linear read-out: what spreading a counting head evenly
+over shapes, not patches, needs). Box fields are cell indices."""
 _BOX = ("x1", "y1", "x2", "y2")
+_LINEAR = ("anchor", "pair", "type", "side")
+"""Fields with a plain linear head."""
 IGNORE = -100
 _CELL = {cell_edge(k): k for k in range(GRID + 1)}
+
+
+def cell_box(shape: Shape) -> tuple[int, int, int, int]:
+    """The shape's box in cells ``(c1, r1, c2, r2)``, ends exclusive: the patches it covers."""
+    return tuple(_CELL[v] for v in shape.box)  # type: ignore[return-value]
 
 
 def patch_targets(scene: Scene):
@@ -50,37 +62,37 @@ def patch_targets(scene: Scene):
     t[..., box_cols] = IGNORE
     colours, kinds = list(COLOURS), list(SHAPES)
     for shape in scene.shapes:
-        c1, r1, c2, r2 = (_CELL[v] for v in shape.box)
-        same = sum((o.colour, o.kind) == (shape.colour, shape.kind) for o in scene.shapes)
+        c1, r1, c2, r2 = cell_box(shape)
         colour, kind, large = colours.index(shape.colour), kinds.index(shape.kind), int(shape.size == "large")
         pair = colour * len(kinds) + kind
         cells = t[r1:r2, c1:c2]
-        cells[..., :7] = torch.tensor([1 + colour, 1 + kind, 1 + large, 0, min(same, MAX_COUNT), 1 + pair, 1 + 2 * pair + large])
+        side = 1 + _SIDES.index(c2 - c1)
+        cells[..., :7] = torch.tensor([1 + colour, 1 + kind, 1 + large, 0, 1 + pair, 1 + 2 * pair + large, side])
         cells[..., box_cols] = torch.tensor([c1, r1, c2, r2])
         t[r1, c1, list(FIELDS).index("anchor")] = 1
     return t.reshape(GRID * GRID, len(FIELDS))
 
 
-WORD_FIELDS = ("colour", "kind", "size", "count")
+WORD_FIELDS = ("colour", "kind", "size")
 """Fields read through the LM's word embeddings (`PatchHeads`)."""
 
 
 def field_words() -> dict[str, list[str]]:
-    """The vocabulary word of each class >= 1 of the word-read fields (count 5+ has none: not scored)."""
-    from .data import COUNT_WORDS, SIZES
+    """The vocabulary word of each class >= 1 of the word-read fields."""
+    from .data import SIZES
 
-    return {"colour": list(COLOURS), "kind": list(SHAPES), "size": list(SIZES), "count": list(COUNT_WORDS[1:])}
+    return {"colour": list(COLOURS), "kind": list(SHAPES), "size": list(SIZES)}
 
 
 class PatchHeads(torch.nn.Module):
     """Read-outs of every visual token, used only in training.
 
-    Colour, kind, size and count are read through the LM's own (tied) word embeddings: the logit of
+    Colour, kind and size are read through the LM's own (tied) word embeddings: the logit of
     "red" is a learned scale times the visual token's dot product with the embedding of the word "red",
     against a learned background vector. Training thus pulls the visual tokens of a small red circle
     towards the embeddings of "small", "red" and "circle", the words of a question about it, so the LM
     matches like with like. The box is read the same way through the coordinate tokens of the cell
-    edges, after one learned linear map per coordinate; anchor, pair and type have plain linear heads.
+    edges, after one learned linear map per coordinate; anchor, pair, type and side have plain linear heads.
     """
 
     def __init__(self, embeddings: torch.nn.Embedding, word_ids: dict[str, list[int]], edge_ids: list[int]):
@@ -92,7 +104,7 @@ class PatchHeads(torch.nn.Module):
         self.background = torch.nn.Parameter(torch.zeros(len(WORD_FIELDS), dim))
         self.scale = torch.nn.Parameter(torch.full((len(WORD_FIELDS) + len(_BOX),), 5.0))
         self.box = torch.nn.ModuleList(torch.nn.Linear(dim, dim, bias=False) for _ in _BOX)
-        self.linear = torch.nn.Linear(dim, sum(FIELDS[f] for f in ("anchor", "pair", "type")))
+        self.linear = torch.nn.Linear(dim, sum(FIELDS[f] for f in _LINEAR))
 
     def loss(self, features, targets):
         """Sum over fields of the mean cross-entropy; `features` ``[..., dim]``, `targets` ``[..., fields]``."""
@@ -112,8 +124,8 @@ class PatchHeads(torch.nn.Module):
             logits = self.scale[len(WORD_FIELDS) + i] * self.box[i](v) @ edges.T
             t = column[f].masked_fill(column[f] >= len(self.edge_ids), IGNORE)
             total = total + ce(logits, t, ignore_index=IGNORE)
-        rest = self.linear(v).split([FIELDS[f] for f in ("anchor", "pair", "type")], dim=1)
-        for f, logits in zip(("anchor", "pair", "type"), rest):
+        rest = self.linear(v).split([FIELDS[f] for f in _LINEAR], dim=1)
+        for f, logits in zip(_LINEAR, rest):
             total = total + ce(logits, column[f])
         return total
 

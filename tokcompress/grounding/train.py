@@ -5,7 +5,8 @@
 Two stages (docs/grounding-model.md). Stage 1 (``--vision-steps``) trains the vision tower and projector
 alone on the dense per-patch loss of `supervision`. Stage 2 freezes the vision tower and trains the rest
 on packed questions (several grounding and counting questions per image in one sequence, see
-`encode_groups`) with the answer cross-entropy plus the patch loss. Images stream from the generator
+`encode_groups`) with the answer cross-entropy, the patch loss and an attention loss on a few LM heads
+(`attention_target`). Images stream from the generator
 (a pure function of seed, split and index), so a run needs no data on disk and a resumed run sees
 exactly the batches an uninterrupted one would. AdamW, per-stage warm-up and cosine decay, fp32. Every
 ``--ckpt-every`` steps the weights, patch heads and optimizer state are written (safetensors + JSON) to
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,7 +29,7 @@ from pathlib import Path
 from .data import Question, Scene, make_group, make_sample
 from .model import EOS_ID, IMAGE_TOKEN_ID, PAD_ID, TEMPLATES, ModelSize, format_prompt
 
-__all__ = ["TrainConfig", "Group", "batch_groups", "vision_batch", "encode_groups", "learning_rate", "command_line", "train"]
+__all__ = ["TrainConfig", "parse_attention_heads", "Group", "batch_groups", "vision_batch", "encode_groups", "learning_rate", "command_line", "train"]
 
 IGNORE = -100
 _VISION_OFFSET = 10_000_000
@@ -40,12 +42,12 @@ class TrainConfig:
     """Weight initialisation seed."""
     data_seed: int = 0
     """Generator seed of the training stream (validation uses the same seed, split "val")."""
-    steps: int = 5500
+    steps: int = 6000
     """All steps, stage 1 (`vision_steps`) included."""
     batch: int = 8
     """Images per step."""
-    grounding_per_image: int = 4
-    counting_per_image: int = 4
+    grounding_per_image: int = 6
+    counting_per_image: int = 6
     lr: float = 1e-3
     min_lr_ratio: float = 0.05
     """Cosine decay ends at ``lr * min_lr_ratio``."""
@@ -58,6 +60,17 @@ class TrainConfig:
     vision_batch: int = 32
     patch_weight: float = 1.0
     """Weight of the dense per-patch loss (`supervision.PatchHeads`) beside the answer loss (0: off)."""
+    attention_weight: float = 1.0
+    """Weight of the attention loss of stage 2 (`attention_target`, 0: off): at the positions that
+    predict an answer, the `grounding_heads` are pulled onto the asked-about shape's patches and the
+    `counting_heads` onto BOS and the counted shapes, in equal shares."""
+    grounding_heads: str = "1:0,2:0"
+    """``layer:head`` pairs (0-based) of the LM supervised on grounding questions; "" for none."""
+    counting_heads: str = "1:1"
+    """``layer:head`` pairs supervised on counting questions; "" for none."""
+    counting_keys: str = "anchor"
+    """Where a counting head's target puts each counted shape's share: "area" (spread over its patches)
+    or "anchor" (its top-left patch), see `attention_target`."""
     warmup: int = 100
     weight_decay: float = 0.01
     clip: float = 1.0
@@ -70,6 +83,25 @@ class TrainConfig:
     init_std: float = 0.05
     """Initialisation std of the LM and projector weights (transformers' 0.02 is tuned for wide models)."""
     size: ModelSize = field(default_factory=ModelSize)
+
+
+def parse_attention_heads(cfg: TrainConfig) -> dict[str, list[tuple[int, int]]]:
+    """Task -> the ``layer:head`` pairs of `cfg.grounding_heads` / `cfg.counting_heads`, checked against the LM's size."""
+    out = {}
+    for task in ("grounding", "counting"):
+        text = getattr(cfg, f"{task}_heads")
+        pairs = []
+        for item in filter(None, text.split(",")):
+            try:
+                layer, head = (int(v) for v in item.split(":"))
+            except ValueError:
+                raise ValueError(f"{task}_heads: expected comma-separated layer:head pairs, got {text!r}") from None
+            if not (0 <= layer < cfg.size.text_layers and 0 <= head < cfg.size.text_heads):
+                raise ValueError(f"{task}_heads: {item!r} is outside the LM's {cfg.size.text_layers} layers x "
+                                 f"{cfg.size.text_heads} heads")
+            pairs.append((layer, head))
+        out[task] = pairs
+    return out
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
@@ -219,7 +251,7 @@ def command_line(cfg: TrainConfig, out: Path) -> str:
     defaults = asdict(TrainConfig())
     flat = {**{k: v for k, v in asdict(cfg).items() if k != "size"}, **asdict(cfg.size)}
     flat_defaults = {**{k: v for k, v in defaults.items() if k != "size"}, **defaults["size"]}
-    flags = [f"--{k.replace('_', '-')} {v}" for k, v in flat.items() if v != flat_defaults[k]]
+    flags = [f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in flat.items() if v != flat_defaults[k]]
     return " ".join(["python -m tokcompress.grounding.train --out", str(out), *flags])
 
 
@@ -234,6 +266,7 @@ def train(cfg: TrainConfig, out: Path, echo=print, stop_after: int | None = None
     """
     import torch
 
+    from .attention_target import AttentionTarget, attention_queries
     from .evaluate import evaluate_samples
     from .model import build_model, build_processor, save_pretrained
     from .supervision import build_heads, patch_targets
@@ -246,6 +279,7 @@ def train(cfg: TrainConfig, out: Path, echo=print, stop_after: int | None = None
     heads = build_heads(model, processor.tokenizer)
     visual = {}  # the projector output of the current batch: the visual tokens the LM sees
     model.model.multi_modal_projector.register_forward_hook(lambda module, args, output: visual.update(tokens=output))
+    attention = AttentionTarget(model.model.language_model, parse_attention_heads(cfg)) if cfg.attention_weight else None
     named = [*model.named_parameters(), *heads.named_parameters(prefix="patch_heads")]
     decay = [p for n, p in named if p.ndim >= 2 and "embed" not in n]
     no_decay = [p for n, p in named if not (p.ndim >= 2 and "embed" not in n)]
@@ -270,22 +304,25 @@ def train(cfg: TrainConfig, out: Path, echo=print, stop_after: int | None = None
             images, scenes = vision_batch(cfg, step)
             pixels = processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
             model.model.get_image_features(pixel_values=pixels)
-            answer_loss = torch.zeros(())
+            answer_loss = attention_loss = torch.zeros(())
         else:
             groups = batch_groups(cfg, step)
             scenes = [g.scene for g in groups]
-            answer_loss = model(**encode_groups(processor, groups)).loss
+            batch = encode_groups(processor, groups)
+            answer_loss = model(**batch).loss
+            attention_loss = (attention.loss(attention_queries(batch, groups, IMAGE_TOKEN_ID, cfg.counting_keys), batch["attention_mask"])
+                              if attention else torch.zeros(()))
         patch_loss = heads.loss(visual["tokens"], torch.stack([patch_targets(sc) for sc in scenes]))
-        loss = answer_loss + cfg.patch_weight * patch_loss
+        loss = answer_loss + cfg.patch_weight * patch_loss + cfg.attention_weight * attention_loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for _, p in named], cfg.clip)
         optimizer.step()
-        window.append((float(answer_loss.detach()), float(patch_loss.detach())))
+        window.append((float(answer_loss.detach()), float(patch_loss.detach()), float(attention_loss.detach())))
         done = step + 1
         if done % 50 == 0 or done == cfg.steps:
-            means = [round(sum(w[i] for w in window) / len(window), 4) for i in range(2)]
-            entry = {"step": done, **dict(zip(("answer_loss", "patch_loss"), means)), "lr": round(learning_rate(cfg, step), 6),
+            means = [round(sum(w[i] for w in window) / len(window), 4) for i in range(3)]
+            entry = {"step": done, **dict(zip(("answer_loss", "patch_loss", "attention_loss"), means)), "lr": round(learning_rate(cfg, step), 6),
                      "elapsed_s": round(time.perf_counter() - t_start, 1)}
             window = []
             if done > cfg.vision_steps and (done % cfg.eval_every == 0 or done == cfg.steps):
@@ -299,6 +336,8 @@ def train(cfg: TrainConfig, out: Path, echo=print, stop_after: int | None = None
         if done < cfg.steps and done - start == stop_after:
             echo(json.dumps({"stopped_at_step": done, "checkpoint": str(ckpt)}))
             return None
+    if attention:
+        attention.remove()
     model.eval()
     save_pretrained(model, processor, out)
     summary = {
@@ -322,8 +361,13 @@ def main(argv: list[str] | None = None) -> int:
                  "eval_every", "eval_n", "ckpt_every", "threads", "vision_steps",
                  "vision_batch"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
-    for name in ("lr", "min_lr_ratio", "weight_decay", "clip", "patch_weight", "init_std"):
+    for name in ("lr", "min_lr_ratio", "weight_decay", "clip", "patch_weight", "attention_weight", "init_std"):
         parser.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
+    for name in ("grounding_heads", "counting_heads"):
+        parser.add_argument("--" + name.replace("_", "-"), default=getattr(defaults, name), help="layer:head pairs, comma-separated")
+    from .attention_target import COUNTING_KEYS
+
+    parser.add_argument("--counting-keys", default=defaults.counting_keys, choices=COUNTING_KEYS)
     for name, value in asdict(defaults.size).items():
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=value)
     parser.add_argument("--stop-after", type=int, default=None, help="leave after N steps (resume by rerunning)")
@@ -337,6 +381,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     size = ModelSize(**{k: getattr(args, k) for k in asdict(defaults.size)})
     fields = {k: getattr(args, k) for k in asdict(defaults) if k != "size"}
+    try:
+        parse_attention_heads(TrainConfig(**fields, size=size))
+    except ValueError as err:
+        parser.error(str(err))
     train(TrainConfig(**fields, size=size), args.out, echo=lambda line: print(line, flush=True), stop_after=args.stop_after)
     return 0
 
