@@ -102,12 +102,12 @@ def test_command_line_lists_only_changed_settings(tmp_path):
         "--steps 7 --vision-hidden 16 --vision-layers 1 --vision-heads 2 --vision-intermediate 32 --text-hidden 16 "
         "--text-layers 2 --text-heads 2 --text-kv-heads 1 --text-intermediate 32"
     )
-    assert command_line(TrainConfig(counting_heads="", grounding_heads="1:0"), tmp_path).endswith(
-        "--grounding-heads 1:0 --counting-heads ''")  # shell-quoted, so the empty list survives a copy-paste
+    assert command_line(TrainConfig(grounding_heads="", counting_heads="1:1"), tmp_path).endswith(
+        "--grounding-heads '' --counting-heads 1:1")  # shell-quoted, so the empty list survives a copy-paste
 
 
 def test_attention_heads_parse_per_task_and_may_be_empty():
-    assert parse_attention_heads(TrainConfig()) == {"grounding": [(1, 0), (2, 0)], "counting": [(1, 1)]}
+    assert parse_attention_heads(TrainConfig()) == {"grounding": [(1, 0), (2, 0)], "counting": []}
     assert parse_attention_heads(TrainConfig(grounding_heads="", counting_heads="3:3,0:2")) == \
         {"grounding": [], "counting": [(3, 3), (0, 2)]}
 

@@ -10,20 +10,16 @@ for the box. The saved model is a plain LLaVA; the heads are dropped.
 
 No count: a per-patch "how many shapes like me" target, read through the count words' embeddings, was
 learned to only 49% by the vision tower, and the LM then answered only "one" or "zero": the count words'
-direction in the visual tokens was a shortcut to wrong counts. Counting is left to the LM, whose
-attention is trained to weigh one share per counted shape (`attention_target`).
+direction in the visual tokens was a shortcut to wrong counts. Counting is left to the LM.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .data import COLOURS, GRID, SHAPES, SIZES, Scene, Shape, cell_edge
+from .data import COLOURS, GRID, SHAPES, Scene, Shape, cell_edge
 
 __all__ = ["FIELDS", "WORD_FIELDS", "field_words", "cell_box", "patch_targets", "PatchHeads", "build_heads"]
-
-_SIDES = tuple(range(SIZES["small"][0], SIZES["large"][1] + 1))
-"""Box sides in cells a shape can have (2, 3, 4)."""
 
 FIELDS: dict[str, int] = {
     "colour": 1 + len(COLOURS),
@@ -32,7 +28,6 @@ FIELDS: dict[str, int] = {
     "anchor": 2,
     "pair": 1 + len(COLOURS) * len(SHAPES),
     "type": 1 + len(COLOURS) * len(SHAPES) * 2,
-    "side": 1 + len(_SIDES),
     "x1": GRID + 1,
     "y1": GRID + 1,
     "x2": GRID + 1,
@@ -40,11 +35,10 @@ FIELDS: dict[str, int] = {
 }
 """Target field -> number of classes, in column order of `patch_targets`. ``pair`` is (colour, kind) as
 one class, what a counting question names; ``type`` is (size, colour, kind), what a grounding question
-names: one-hot conjunctions the LM can match a question against with a single dot product. ``side`` is
-the box side in cells (so a shape's area is a linear read-out: what spreading a counting head evenly
-over shapes, not patches, needs). Box fields are cell indices."""
+names: one-hot conjunctions the LM can match a question against with a single dot product. Box fields
+are cell indices."""
 _BOX = ("x1", "y1", "x2", "y2")
-_LINEAR = ("anchor", "pair", "type", "side")
+_LINEAR = ("anchor", "pair", "type")
 """Fields with a plain linear head."""
 IGNORE = -100
 _CELL = {cell_edge(k): k for k in range(GRID + 1)}
@@ -66,8 +60,7 @@ def patch_targets(scene: Scene):
         colour, kind, large = colours.index(shape.colour), kinds.index(shape.kind), int(shape.size == "large")
         pair = colour * len(kinds) + kind
         cells = t[r1:r2, c1:c2]
-        side = 1 + _SIDES.index(c2 - c1)
-        cells[..., :7] = torch.tensor([1 + colour, 1 + kind, 1 + large, 0, 1 + pair, 1 + 2 * pair + large, side])
+        cells[..., :6] = torch.tensor([1 + colour, 1 + kind, 1 + large, 0, 1 + pair, 1 + 2 * pair + large])
         cells[..., box_cols] = torch.tensor([c1, r1, c2, r2])
         t[r1, c1, list(FIELDS).index("anchor")] = 1
     return t.reshape(GRID * GRID, len(FIELDS))
@@ -92,7 +85,7 @@ class PatchHeads(torch.nn.Module):
     against a learned background vector. Training thus pulls the visual tokens of a small red circle
     towards the embeddings of "small", "red" and "circle", the words of a question about it, so the LM
     matches like with like. The box is read the same way through the coordinate tokens of the cell
-    edges, after one learned linear map per coordinate; anchor, pair, type and side have plain linear heads.
+    edges, after one learned linear map per coordinate; anchor, pair and type have plain linear heads.
     """
 
     def __init__(self, embeddings: torch.nn.Embedding, word_ids: dict[str, list[int]], edge_ids: list[int]):
