@@ -67,8 +67,8 @@ class TrainConfig:
     grounding_heads: str = "1:0,2:0"
     """``layer:head`` pairs (0-based) of the LM supervised on grounding questions; "" for none."""
     counting_heads: str = ""
-    """``layer:head`` pairs supervised on counting questions; "" for none (the default: runs with a
-    counting head, e.g. "1:1", counted no better and grounded worse, docs/grounding-model.md)."""
+    """``layer:head`` pairs supervised on counting questions; "" for none (the default: a counting head,
+    e.g. "1:1", showed no gain in the runs of docs/grounding-model.md)."""
     counting_keys: str = "anchor"
     """Where a counting head's target puts each counted shape's share: "area" (spread over its patches)
     or "anchor" (its top-left patch), see `attention_target`."""
