@@ -74,5 +74,9 @@ def test_recomputed_attention_matches_the_eager_attention_of_the_model(packed):
     expected = torch.cat(terms).mean()
     got = target.loss({"grounding": [queries["grounding"][0]], "counting": [queries["counting"][0]]}, batch["attention_mask"])
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    # every question of the batch (two rows, two questions of each task per row): the mean of all terms
+    terms = [-torch.log(out.attentions[1][r, h, qp][:, k].sum(-1)) for h in (0, 3) for r, qp, k, _ in queries["grounding"]]
+    terms += [-(torch.log(out.attentions[0][r, 2, qp][:, k]) * torch.tensor(w)).sum(-1) for r, qp, k, w in queries["counting"]]
+    torch.testing.assert_close(target.loss(queries, batch["attention_mask"]), torch.cat(terms).mean(), rtol=1e-5, atol=1e-6)
     target.remove()
     assert not target.attn[1]._forward_pre_hooks

@@ -106,6 +106,13 @@ def test_command_line_lists_only_changed_settings(tmp_path):
         "--grounding-heads '' --counting-heads 1:1")  # shell-quoted, so the empty list survives a copy-paste
 
 
+def test_bad_counting_keys_fail_before_the_first_step(tmp_path):
+    cfg = TrainConfig(steps=3, vision_steps=1, vision_batch=2, batch=1, size=TINY, counting_keys="centre", **TINY_HEADS)
+    with pytest.raises(ValueError, match="counting_keys must be one of \\['area', 'anchor'\\], got 'centre'"):
+        train(cfg, tmp_path, echo=lambda _: None)
+    assert not (tmp_path / "checkpoint").exists()
+
+
 def test_attention_heads_parse_per_task_and_may_be_empty():
     assert parse_attention_heads(TrainConfig()) == {"grounding": [(1, 0), (2, 0)], "counting": []}
     assert parse_attention_heads(TrainConfig(grounding_heads="", counting_heads="3:3,0:2")) == \

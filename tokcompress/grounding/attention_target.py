@@ -22,11 +22,17 @@ import torch
 from .data import GRID
 from .supervision import cell_box
 
-__all__ = ["AttentionTarget", "attention_queries"]
+__all__ = ["AttentionTarget", "attention_queries", "check_counting_keys", "COUNTING_KEYS"]
 
 Query = tuple[int, list[int], list[int], list[float]]
 """``(row, query positions, key positions, target weight of each key)``."""
 COUNTING_KEYS = ("area", "anchor")
+
+
+def check_counting_keys(value: str) -> None:
+    """Raise a ValueError naming the choices unless `value` is one of `COUNTING_KEYS`."""
+    if value not in COUNTING_KEYS:
+        raise ValueError(f"counting_keys must be one of {list(COUNTING_KEYS)}, got {value!r}")
 
 
 def _patches(first_image: int, shape) -> list[int]:
@@ -43,8 +49,7 @@ def attention_queries(batch: dict, groups, image_token_id: int, counting_keys: s
     shape of the asked colour and kind, its patches (``"area"``) or its top-left patch (``"anchor"``),
     weighted so that BOS and each shape get ``1 / (count + 1)``.
     """
-    if counting_keys not in COUNTING_KEYS:
-        raise ValueError(f"counting_keys must be one of {list(COUNTING_KEYS)}, got {counting_keys!r}")
+    check_counting_keys(counting_keys)
     out: dict[str, list[Query]] = {"grounding": [], "counting": []}
     labels, ids = batch["labels"], batch["input_ids"]
     for row, group in enumerate(groups):
@@ -109,13 +114,20 @@ class AttentionTarget:
         the cross-entropy of the attention against the target distribution."""
         terms = []
         for task, pairs in self.heads.items():
+            by_row: dict[int, list[Query]] = {}
+            for query in queries[task]:
+                by_row.setdefault(query[0], []).append(query)
             for layer, head in pairs:
-                for row, positions, keys, weights in queries[task]:
-                    p = self.probabilities(layer, head, row, positions, mask)[:, keys]
-                    if task == "grounding":
-                        terms.append(-p.sum(-1).clamp_min(1e-6).log())
-                    else:
-                        terms.append(-(p.clamp_min(1e-6).log() * torch.tensor(weights)).sum(-1))
+                for row, row_queries in by_row.items():  # one key projection per row, not per question
+                    probs = self.probabilities(layer, head, row, [t for q in row_queries for t in q[1]], mask)
+                    at = 0
+                    for _, positions, keys, weights in row_queries:
+                        p = probs[at : at + len(positions), keys]
+                        at += len(positions)
+                        if task == "grounding":
+                            terms.append(-p.sum(-1).clamp_min(1e-6).log())
+                        else:
+                            terms.append(-(p.clamp_min(1e-6).log() * torch.tensor(weights)).sum(-1))
         return torch.cat(terms).mean() if terms else torch.zeros(())
 
     def remove(self) -> None:

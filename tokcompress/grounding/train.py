@@ -267,7 +267,7 @@ def train(cfg: TrainConfig, out: Path, echo=print, stop_after: int | None = None
     """
     import torch
 
-    from .attention_target import AttentionTarget, attention_queries
+    from .attention_target import AttentionTarget, attention_queries, check_counting_keys
     from .evaluate import evaluate_samples
     from .model import build_model, build_processor, save_pretrained
     from .supervision import build_heads, patch_targets
@@ -280,7 +280,10 @@ def train(cfg: TrainConfig, out: Path, echo=print, stop_after: int | None = None
     heads = build_heads(model, processor.tokenizer)
     visual = {}  # the projector output of the current batch: the visual tokens the LM sees
     model.model.multi_modal_projector.register_forward_hook(lambda module, args, output: visual.update(tokens=output))
-    attention = AttentionTarget(model.model.language_model, parse_attention_heads(cfg)) if cfg.attention_weight else None
+    attention = None
+    if cfg.attention_weight:  # bad settings fail here, not after stage 1
+        check_counting_keys(cfg.counting_keys)
+        attention = AttentionTarget(model.model.language_model, parse_attention_heads(cfg))
     named = [*model.named_parameters(), *heads.named_parameters(prefix="patch_heads")]
     decay = [p for n, p in named if p.ndim >= 2 and "embed" not in n]
     no_decay = [p for n, p in named if not (p.ndim >= 2 and "embed" not in n)]
