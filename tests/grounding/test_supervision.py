@@ -28,15 +28,16 @@ def test_hand_worked_targets():
     # red = colour 1, circle = kind 1, small = size 1
     # pair = colour index * 4 + kind index (+1 for the background class); type = 2 * pair + large (+1)
     assert _at(t, 1, 2) == {"colour": 1, "kind": 1, "size": 1, "anchor": 1, "pair": 1, "type": 1,
-                            "x1": 1, "y1": 2, "x2": 3, "y2": 4}
-    assert _at(t, 2, 3) == {**_at(t, 1, 2), "anchor": 0}
+                            "x1": 1, "y1": 2, "x2": 3, "y2": 4, "dx": 0, "dy": 0}
+    assert _at(t, 2, 3) == {**_at(t, 1, 2), "anchor": 0, "dx": 1, "dy": 1}
     assert _at(t, 7, 7) == {"colour": 1, "kind": 1, "size": 2, "anchor": 0, "pair": 1, "type": 2,
-                            "x1": 5, "y1": 5, "x2": 8, "y2": 8}
+                            "x1": 5, "y1": 5, "x2": 8, "y2": 8, "dx": 2, "dy": 2}
     # blue square: colour 2, kind 1 -> pair 2 * 4 + 1 = 9 -> class 10; large -> type 2 * 9 + 1 = 19 -> class 20
     assert _at(t, 10, 0) == {"colour": 3, "kind": 2, "size": 2, "anchor": 1, "pair": 10, "type": 20,
-                             "x1": 10, "y1": 0, "x2": 14, "y2": 4}
+                             "x1": 10, "y1": 0, "x2": 14, "y2": 4, "dx": 0, "dy": 0}
+    assert _at(t, 13, 1) == {**_at(t, 10, 0), "anchor": 0, "dx": 3, "dy": 1}
     background = {"colour": 0, "kind": 0, "size": 0, "anchor": 0, "pair": 0, "type": 0,
-                  "x1": -100, "y1": -100, "x2": -100, "y2": -100}
+                  "x1": -100, "y1": -100, "x2": -100, "y2": -100, "dx": -100, "dy": -100}
     assert _at(t, 3, 2) == background and _at(t, 14, 0) == background and _at(t, 15, 15) == background
     assert int(t[:, list(FIELDS).index("anchor")].sum()) == 3
     covered = 2 * 2 + 3 * 3 + 4 * 4
