@@ -101,3 +101,18 @@ def test_minmax_spans_exactly_one_above_a_positive_floor_and_keeps_the_order(see
     assert torch.allclose(r.amax(dim=1) - r.amin(dim=1), torch.ones(b, dtype=torch.double), atol=1e-4)
     assert bool((r.amin(dim=1) > 0).all()), "eps keeps every token's relevance above zero"
     assert bool(((r[:, :, None] > r[:, None, :]) <= (raw[:, :, None] >= raw[:, None, :])).all()), "monotone"
+
+
+def test_llm_space_sources_score_features_against_text_features():
+    # the same vectors as `features` / `text_features` give the same scores as image_embeds / text_embeds
+    t = VisualTokens(IMAGE, text_features=TEXT)
+    llm = scorer(image="features", text="text_features")
+    assert llm.requires == frozenset({"text_features"}) and scorer().requires == frozenset({"image_embeds", "text_embeds"})
+    assert torch.equal(llm.score(t), scorer().score(tokens()))
+    pruner = tokcompress.build_pruner({"scorer": {"name": "text_relevance", "image": "features", "text": "text_features"},
+                                       "selector": "topk"})
+    assert pruner.select(t, keep=1).tolist() == [[3]]
+    with pytest.raises(InputError, match=r"needs VisualTokens.text_features"):
+        pruner.select(VisualTokens(IMAGE, text_embeds=TEXT), keep=1)
+    with pytest.raises(InputError, match=r"features has width 2 but text_features has width 5"):
+        llm.score(VisualTokens(IMAGE, text_features=torch.randn(1, 2, 5)))

@@ -3,6 +3,11 @@
 CDPruner's reference code scores ``r_i = mean_m(-cos(E_img_i, E_txt_m))`` (note the minus sign: the
 least text-like tokens score highest) and min-max normalises ``r`` over the whole tensor:
 ``(r - min + 1e-6) / (max - min)``. Both are parameters here, with the reference as default.
+
+The joint space is CLIP's in the reference (``image_embeds`` / ``text_embeds``, which a VLM forward does
+not compute). ``image="features", text="text_features"`` scores in the LLM's input space instead
+(projector outputs against the question's input embeddings), for models trained to align the two, such
+as the project's grounding model (docs/grounding-model.md).
 """
 
 from __future__ import annotations
@@ -20,6 +25,10 @@ from .base import Scorer
 
 
 class TextRelevanceParams(Params):
+    image: Literal["image_embeds", "features"] = "image_embeds"
+    """`VisualTokens` field of the visual side: CLIP image embeddings (CDPruner) or ``features``."""
+    text: Literal["text_embeds", "text_features"] = "text_embeds"
+    """Field of the text side: CLIP text embeddings (CDPruner) or ``text_features`` (the space of ``features``)."""
     negate: bool = True
     """Score the *negated* mean cosine, as CDPruner's code does; False scores the mean cosine itself."""
     normalize: Literal["minmax", "none"] = "minmax"
@@ -33,21 +42,24 @@ class TextRelevanceParams(Params):
 
 
 class TextRelevanceScorer(Scorer):
-    """Mean cosine of each token's `image_embeds` to the `text_embeds` (valid text only), in fp32.
+    """Mean cosine of each visual token (`image`) to the text (`text`; valid text only), in fp32.
 
     A row whose relevance is constant (max == min) scores 1 everywhere instead of dividing by zero.
     """
 
     name = "text_relevance"
-    requires = frozenset({"image_embeds", "text_embeds"})
     Params = TextRelevanceParams
 
+    @property
+    def requires(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset({self.params.image, self.params.text} - {"features"})
+
     def score(self, tokens: VisualTokens) -> torch.Tensor:
-        img, txt = tokens.image_embeds, tokens.text_embeds
+        img, txt = getattr(tokens, self.params.image), getattr(tokens, self.params.text)
         if img.shape[-1] != txt.shape[-1]:
             raise InputError(
-                f"scorer 'text_relevance': VisualTokens.image_embeds has width {img.shape[-1]} but "
-                f"text_embeds has width {txt.shape[-1]}; both must live in the same joint space"
+                f"scorer 'text_relevance': VisualTokens.{self.params.image} has width {img.shape[-1]} but "
+                f"{self.params.text} has width {txt.shape[-1]}; both must live in the same joint space"
             )
         cos = torch.bmm(F.normalize(img.float(), dim=-1), F.normalize(txt.float(), dim=-1).transpose(1, 2))
         if self.params.negate:
