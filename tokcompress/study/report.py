@@ -181,7 +181,10 @@ def plot_table(t: MetricTable, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     arrow, unit = _metric_info(t.metric)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+    many = len(t.specs) > 8  # legend beside the axes, 20 distinct colours and varied markers
+    fig, ax = plt.subplots(figsize=(9.6 if many else 6.4, 4.8 if many else 4.2), dpi=100)
+    colours, markers = plt.get_cmap("tab20").colors, "os^vD<>pXh"
+    drawn = 0
     for spec in t.specs:
         pts = [(c.retained, c.estimate) for (s, _), c in t.cells.items() if s == spec and c.estimate.n]
         if not pts:
@@ -194,13 +197,18 @@ def plot_table(t: MetricTable, path: Path) -> Path:
             continue
         pts = sorted(((x if x is not None else float(i), e) for i, (x, e) in enumerate(pts)), key=lambda p: p[0])
         xs = [x for x, _ in pts]
-        line = ax.plot(xs, [e.mean for _, e in pts], marker="o", label=spec)[0]
-        ax.fill_between(xs, [e.low for _, e in pts], [e.high for _, e in pts], color=line.get_color(), alpha=0.15)
+        style = {"color": colours[drawn % len(colours)], "marker": markers[drawn % len(markers)]} if many else {"marker": "o"}
+        drawn += 1
+        line = ax.plot(xs, [e.mean for _, e in pts], label=spec, **style)[0]
+        ax.fill_between(xs, [e.low for _, e in pts], [e.high for _, e in pts], color=line.get_color(), alpha=0.07 if many else 0.15)
     ax.set_xlabel("retained visual tokens")
     ax.set_ylabel(t.metric + (f" ({unit})" if unit else ""))
     ax.set_title(t.title + (f"  ({arrow})" if arrow else ""), fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    if many:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    else:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
