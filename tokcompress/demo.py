@@ -1,18 +1,17 @@
-"""``make demo``: generate with a small LLaVA-architecture model, unpruned and with D2Pruner and FastV.
+"""``make demo``: a small LLaVA-architecture model, unpruned and with D2Pruner and FastV.
 
-With no arguments (``--model random``), builds a random LLaVA (CLIP ViT 336 px / 14 -> 576 visual
-tokens, 8-layer Llama decoder) in code, feeds it the bundled image and prompt, and prints a table:
-visual tokens kept, decoder FLOPs reduction, measured prefill time and speed-up, and how many
-generated tokens agree with the unpruned model. The weights are random, so the text is noise; what
-the table shows is the mechanics and the cost.
+With no arguments (``--model grounding``), loads the project's trained grounding model (its weights ship
+in the package: docs/grounding-model.md) and prints task accuracy on the first ``--samples`` questions
+of its test set (boxes scored by IoU >= 0.5, counts by the exact word), unpruned and with each pruner
+keeping 28 of its 256 visual tokens, then test question 0 in detail: visual tokens kept, decoder FLOPs
+reduction, measured prefill time and speed-up, the answers.
 
-``--model grounding`` loads the project's trained grounding model (`tokcompress.grounding`, once its
-weights are in the package: docs/grounding-model.md) and first prints task accuracy on the first
-``--samples`` questions of its test set (boxes scored by IoU >= 0.5, counts by the exact word),
-unpruned and with each pruner keeping 28 of its 256 visual tokens, then test question 0 in detail.
-``--model PATH`` runs a checkpoint from a local directory on ``--image`` / ``--prompt``.
+``--model random`` builds a random LLaVA (CLIP ViT 336 px / 14 -> 576 visual tokens, 8-layer Llama
+decoder) in code and runs it on the bundled image and prompt: the weights are random, so the text is
+noise; the table shows the mechanics and the cost at LLaVA-1.5's token count. ``--model PATH`` runs a
+checkpoint from a local directory on ``--image`` / ``--prompt``.
 
-    python -m tokcompress.demo [--model random|grounding|PATH] [--samples 100] [--keep N] [--presets d2pruner fastv]
+    python -m tokcompress.demo [--model grounding|random|PATH] [--samples 100] [--keep N] [--presets d2pruner fastv]
 """
 
 from __future__ import annotations
@@ -92,9 +91,9 @@ def checkpoint_inputs(path: str, image, prompt: str):
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tokcompress.demo", description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="random",
-                   help="'random' (a random LLaVA built in code, default), 'grounding' (the project's trained grounding "
-                        "model, once trained: docs/grounding-model.md), or a local checkpoint directory (from_pretrained)")
+    p.add_argument("--model", default="grounding",
+                   help="'grounding' (the project's trained grounding model, default: docs/grounding-model.md), "
+                        "'random' (a random LLaVA-1.5-shaped model built in code), or a local checkpoint directory (from_pretrained)")
     p.add_argument("--samples", type=int, default=100, help="test questions scored per configuration (grounding model)")
     p.add_argument("--image", type=Path, default=ASSET, help="image file for --model random|PATH (default: the bundled demo.png)")
     p.add_argument("--prompt", default=PROMPT, help="prompt for --model random|PATH")

@@ -12,8 +12,8 @@ GROUNDING_PROMPT = "Where is the small red circle?"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True,
-                        help="checkpoint folder / hub id, tiny-<family> (e.g. tiny-llava), or 'grounding' (the project's trained model)")
+    parser.add_argument("--model", default="grounding",
+                        help="checkpoint folder / hub id, tiny-<family> (e.g. tiny-llava), or 'grounding' (the project's trained model, default)")
     parser.add_argument("--images", default=None,
                         help="folder of calibration images (searched recursively), 'samples' for the bundled ones "
                              "(default: the grounding model's 64 validation images with --model grounding, else required)")
