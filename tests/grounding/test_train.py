@@ -46,6 +46,9 @@ def test_learning_rate_warms_up_linearly_then_decays_by_cosine_to_the_floor():
     two = TrainConfig(steps=330, vision_steps=110, warmup=10, lr=1.0, min_lr_ratio=0.1)  # stage 2 warms up again
     assert [learning_rate(two, s) for s in (0, 60, 109)] == pytest.approx([0.1, 0.55, learning_rate(cfg, 109)])
     assert [learning_rate(two, s) for s in (110, 119, 120, 225, 330)] == pytest.approx([0.1, 1.0, 1.0, 0.55, 0.1])
+    three = TrainConfig(steps=440, vision_steps=110, counting_steps=110, warmup=10, lr=1.0, min_lr_ratio=0.1)
+    assert [learning_rate(three, s) for s in (110, 225, 329)] == pytest.approx([0.1, 0.55, learning_rate(two, 329)])
+    assert [learning_rate(three, s) for s in (330, 339, 390, 440)] == pytest.approx([0.1, 1.0, 0.55, 0.1])  # stage 3 anew
 
 
 def test_groups_are_a_pure_function_of_the_step_and_mix_tasks_and_templates():
@@ -54,6 +57,10 @@ def test_groups_are_a_pure_function_of_the_step_and_mix_tasks_and_templates():
     assert [(g.index, g.questions, g.template) for g in a] == [(g.index, g.questions, g.template) for g in b]
     assert [g.index for g in a] == [14, 15] and {g.template for g in a} == {"chat", "plain"}
     assert [q.task for q in a[0].questions] == ["grounding", "grounding", "counting"]
+    three = TrainConfig(batch=2, steps=20, grounding_per_image=2, counting_per_image=1, counting_steps=5,
+                        counting_stage_grounding=1, counting_stage_counting=2)
+    assert [q.task for q in batch_groups(three, 14)[0].questions] == ["grounding", "grounding", "counting"]
+    assert [q.task for q in batch_groups(three, 15)[0].questions] == ["grounding", "counting", "counting"]
 
 
 def test_packed_rows_hold_prefix_once_then_question_answer_eos_segments(processor):
@@ -170,6 +177,7 @@ def test_stage_one_trains_only_vision_and_projector_and_stage_two_freezes_the_vi
         (["--vision-batch", "0"], "--vision-batch must be >= 1, got 0"),
         (["--steps", "100"], "--vision-steps must be in 0 .. --steps - 1 (99), got 1500"),
         (["--vision-steps", "-1"], "--vision-steps must be in 0 .. --steps - 1 (5999), got -1"),
+        (["--counting-steps", "4500"], "--counting-steps must be in 0 .. --steps - --vision-steps - 1 (4499: stage 2 needs a step), got 4500"),
         (["--grounding-heads", "1:0,4:0"], "grounding_heads: '4:0' is outside the LM's 4 layers x 4 heads"),
         (["--counting-heads", "1-1"], "counting_heads: expected comma-separated layer:head pairs, got '1-1'"),
     ],

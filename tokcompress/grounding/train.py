@@ -58,6 +58,13 @@ class TrainConfig:
     unfrozen, the gradients of the freshly initialised LM undid much of stage 1 (patch loss 0.44 ->
     2.6 within 150 steps)."""
     vision_batch: int = 32
+    counting_steps: int = 0
+    """Stage 3 (0: off, as for the shipped model): the last steps of the run train on a counting-heavy
+    mix, `counting_stage_grounding` + `counting_stage_counting` questions per image, with their own
+    warm-up and decay. Fine-tuning the shipped model this way (3 + 8, 1500 steps) lifted validation
+    counting from 42% to 61% with grounding at 98% (docs/grounding-model.md)."""
+    counting_stage_grounding: int = 3
+    counting_stage_counting: int = 8
     patch_weight: float = 1.0
     """Weight of the dense per-patch loss (`supervision.PatchHeads`) beside the answer loss (0: off)."""
     attention_weight: float = 1.0
@@ -105,10 +112,18 @@ def parse_attention_heads(cfg: TrainConfig) -> dict[str, list[tuple[int, int]]]:
     return out
 
 
+def stage_bounds(cfg: TrainConfig, step: int) -> tuple[int, int]:
+    """``(first, end)`` steps of the stage `step` is in: vision, full, or counting (when on)."""
+    starts = [0, cfg.vision_steps] + ([cfg.steps - cfg.counting_steps] if cfg.counting_steps else [])
+    first = max(s for s in starts if s <= step)
+    return first, min([s for s in starts if s > first] + [cfg.steps])
+
+
 def learning_rate(cfg: TrainConfig, step: int) -> float:
-    """Learning rate at 0-based `step`. Each stage (vision steps, then full steps) has its own linear
-    warm-up followed by a cosine from `lr` to ``lr * min_lr_ratio``: the LM starts at stage 2."""
-    first, length = (0, cfg.vision_steps) if step < cfg.vision_steps else (cfg.vision_steps, cfg.steps - cfg.vision_steps)
+    """Learning rate at 0-based `step`. Each stage (vision steps, full steps, counting steps) has its own
+    linear warm-up followed by a cosine from `lr` to ``lr * min_lr_ratio``: the LM starts at stage 2."""
+    first, end = stage_bounds(cfg, step)
+    length = end - first
     step -= first
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
@@ -131,9 +146,12 @@ class Group:
 def batch_groups(cfg: TrainConfig, step: int) -> list[Group]:
     """The groups of training `step`: images ``step * batch ..``, a pure function of the data seed and step."""
     out = []
+    counting_stage = cfg.counting_steps and step >= cfg.steps - cfg.counting_steps
+    mix = ((cfg.counting_stage_grounding, cfg.counting_stage_counting) if counting_stage
+           else (cfg.grounding_per_image, cfg.counting_per_image))
     for slot in range(cfg.batch):
         index = step * cfg.batch + slot
-        image, scene, questions = make_group(cfg.data_seed, "train", index, cfg.grounding_per_image, cfg.counting_per_image)
+        image, scene, questions = make_group(cfg.data_seed, "train", index, *mix)
         out.append(Group(index, image, scene, tuple(questions), _TEMPLATE_ORDER[index % len(_TEMPLATE_ORDER)]))
     return out
 
@@ -363,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     defaults = TrainConfig()
     for name in ("seed", "data_seed", "steps", "batch", "grounding_per_image", "counting_per_image", "warmup",
                  "eval_every", "eval_n", "ckpt_every", "threads", "vision_steps",
-                 "vision_batch"):
+                 "vision_batch", "counting_steps", "counting_stage_grounding", "counting_stage_counting"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(defaults, name))
     for name in ("lr", "min_lr_ratio", "weight_decay", "clip", "patch_weight", "attention_weight", "init_std"):
         parser.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name))
@@ -378,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 <= args.vision_steps < args.steps:
         parser.error(f"--vision-steps must be in 0 .. --steps - 1 ({args.steps - 1}), got {args.vision_steps}")
+    if not 0 <= args.counting_steps < args.steps - args.vision_steps:
+        parser.error(f"--counting-steps must be in 0 .. --steps - --vision-steps - 1 "
+                     f"({args.steps - args.vision_steps - 1}: stage 2 needs a step), got {args.counting_steps}")
     for name in ("steps", "batch", "vision_batch", "grounding_per_image", "eval_every", "eval_n", "ckpt_every", "threads") + (
         ("stop_after",) if args.stop_after is not None else ()
     ):
