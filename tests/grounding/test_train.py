@@ -177,6 +177,7 @@ def test_stage_one_trains_only_vision_and_projector_and_stage_two_freezes_the_vi
         (["--vision-batch", "0"], "--vision-batch must be >= 1, got 0"),
         (["--steps", "100"], "--vision-steps must be in 0 .. --steps - 1 (99), got 1500"),
         (["--vision-steps", "-1"], "--vision-steps must be in 0 .. --steps - 1 (5999), got -1"),
+        (["--counting-stage-counting", "-1"], "--counting-stage-counting must be >= 0, got -1"),
         (["--counting-steps", "4500"], "--counting-steps must be in 0 .. --steps - --vision-steps - 1 (4499: stage 2 needs a step), got 4500"),
         (["--grounding-heads", "1:0,4:0"], "grounding_heads: '4:0' is outside the LM's 4 layers x 4 heads"),
         (["--counting-heads", "1-1"], "counting_heads: expected comma-separated layer:head pairs, got '1-1'"),

@@ -401,6 +401,9 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.counting_steps < args.steps - args.vision_steps:
         parser.error(f"--counting-steps must be in 0 .. --steps - --vision-steps - 1 "
                      f"({args.steps - args.vision_steps - 1}: stage 2 needs a step), got {args.counting_steps}")
+    for name in ("counting_per_image", "counting_stage_grounding", "counting_stage_counting"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}")
     for name in ("steps", "batch", "vision_batch", "grounding_per_image", "eval_every", "eval_n", "ckpt_every", "threads") + (
         ("stop_after",) if args.stop_after is not None else ()
     ):
