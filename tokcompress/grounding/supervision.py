@@ -54,6 +54,8 @@ _LINEAR = ("anchor", "pair", "type", "dx", "dy")
 """Fields with a plain linear head."""
 IGNORE = -100
 _CELL = {cell_edge(k): k for k in range(GRID + 1)}
+_COLUMN = {f: i for i, f in enumerate(FIELDS)}
+"""Field -> its column in `patch_targets`."""
 
 
 def cell_box(shape: Shape) -> tuple[int, int, int, int]:
@@ -64,9 +66,8 @@ def cell_box(shape: Shape) -> tuple[int, int, int, int]:
 def patch_targets(scene: Scene):
     """``[GRID * GRID, len(FIELDS)]`` long targets, patches in row-major order (the visual token order)."""
     t = torch.zeros(GRID, GRID, len(FIELDS), dtype=torch.long)
-    box_cols = [list(FIELDS).index(f) for f in _BOX]
-    offset_cols = [list(FIELDS).index(f) for f in ("dx", "dy")]
-    t[..., box_cols + offset_cols] = IGNORE
+    box_cols = [_COLUMN[f] for f in _BOX]
+    t[..., box_cols + [_COLUMN["dx"], _COLUMN["dy"]]] = IGNORE
     colours, kinds = list(COLOURS), list(SHAPES)
     for shape in scene.shapes:
         c1, r1, c2, r2 = cell_box(shape)
@@ -75,9 +76,9 @@ def patch_targets(scene: Scene):
         cells = t[r1:r2, c1:c2]
         cells[..., :6] = torch.tensor([1 + colour, 1 + kind, 1 + large, 0, 1 + pair, 1 + 2 * pair + large])
         cells[..., box_cols] = torch.tensor([c1, r1, c2, r2])
-        t[r1, c1, list(FIELDS).index("anchor")] = 1
-        cells[..., offset_cols[0]] = torch.arange(c2 - c1)
-        cells[..., offset_cols[1]] = torch.arange(r2 - r1)[:, None]
+        t[r1, c1, _COLUMN["anchor"]] = 1
+        cells[..., _COLUMN["dx"]] = torch.arange(c2 - c1)
+        cells[..., _COLUMN["dy"]] = torch.arange(r2 - r1)[:, None]
     return t.reshape(GRID * GRID, len(FIELDS))
 
 
@@ -120,7 +121,7 @@ class PatchHeads(torch.nn.Module):
         table = self.embeddings[0].weight
         v = features.reshape(-1, features.shape[-1])
         targets = targets.reshape(-1, len(FIELDS))
-        column = {f: targets[:, i] for i, f in enumerate(FIELDS)}
+        column = {f: targets[:, i] for f, i in _COLUMN.items()}
         total = 0.0
         for i, f in enumerate(WORD_FIELDS):
             words = table[self.word_ids[f]]
