@@ -38,12 +38,13 @@ def processor():
 
 
 def test_learning_rate_warms_up_linearly_then_decays_by_cosine_to_the_floor():
-    cfg = TrainConfig(steps=110, vision_steps=0, warmup=10, lr=1.0, min_lr_ratio=0.1)
+    cfg = TrainConfig(steps=110, vision_steps=0, counting_steps=0, counting_heads="", warmup=10, lr=1.0, min_lr_ratio=0.1)
     assert learning_rate(cfg, 0) == pytest.approx(0.1) and learning_rate(cfg, 9) == pytest.approx(1.0)
     assert learning_rate(cfg, 10) == pytest.approx(1.0)
     assert learning_rate(cfg, 60) == pytest.approx(0.55)  # half way: floor + (1 - floor) / 2
     assert learning_rate(cfg, 110) == pytest.approx(0.1)
-    two = TrainConfig(steps=330, vision_steps=110, warmup=10, lr=1.0, min_lr_ratio=0.1)  # stage 2 warms up again
+    two = TrainConfig(steps=330, vision_steps=110, counting_steps=0, counting_heads="", warmup=10, lr=1.0,
+                      min_lr_ratio=0.1)  # stage 2 warms up again
     assert [learning_rate(two, s) for s in (0, 60, 109)] == pytest.approx([0.1, 0.55, learning_rate(cfg, 109)])
     assert [learning_rate(two, s) for s in (110, 119, 120, 225, 330)] == pytest.approx([0.1, 1.0, 1.0, 0.55, 0.1])
     three = TrainConfig(steps=440, vision_steps=110, counting_steps=110, warmup=10, lr=1.0, min_lr_ratio=0.1)
@@ -57,7 +58,7 @@ def test_groups_are_a_pure_function_of_the_step_and_mix_tasks_and_templates():
     assert [(g.index, g.questions, g.template) for g in a] == [(g.index, g.questions, g.template) for g in b]
     assert [g.index for g in a] == [14, 15] and {g.template for g in a} == {"chat", "plain"}
     assert [q.task for q in a[0].questions] == ["grounding", "grounding", "counting"]
-    three = TrainConfig(batch=2, steps=20, grounding_per_image=2, counting_per_image=1, counting_steps=5,
+    three = TrainConfig(batch=2, steps=20, vision_steps=1, grounding_per_image=2, counting_per_image=1, counting_steps=5,
                         counting_stage_grounding=1, counting_stage_counting=2)
     assert [q.task for q in batch_groups(three, 14)[0].questions] == ["grounding", "grounding", "counting"]
     assert [q.task for q in batch_groups(three, 15)[0].questions] == ["grounding", "counting", "counting"]
@@ -105,33 +106,41 @@ def test_packed_loss_and_logits_equal_each_question_run_alone(processor):
 
 def test_command_line_lists_only_changed_settings(tmp_path):
     assert command_line(TrainConfig(), tmp_path) == f"python -m tokcompress.grounding.train --out {tmp_path}"
-    assert command_line(TrainConfig(steps=7, size=TINY), tmp_path).endswith(
-        "--steps 7 --vision-hidden 16 --vision-layers 1 --vision-heads 2 --vision-intermediate 32 --text-hidden 16 "
+    tiny = TrainConfig(steps=7, vision_steps=1, counting_steps=1, size=TINY, **TINY_HEADS)
+    assert command_line(tiny, tmp_path).endswith(
+        "--steps 7 --vision-steps 1 --counting-steps 1 --grounding-heads 1:0 --counting-heads 0:1,1:1 --vision-hidden 16 --vision-layers 1 --vision-heads 2 --vision-intermediate 32 --text-hidden 16 "
         "--text-layers 2 --text-heads 2 --text-kv-heads 1 --text-intermediate 32"
     )
-    assert command_line(TrainConfig(grounding_heads="", counting_heads="1:1"), tmp_path).endswith(
-        "--grounding-heads '' --counting-heads 1:1")  # shell-quoted, so the empty list survives a copy-paste
+    assert command_line(TrainConfig(grounding_heads="", counting_heads=""), tmp_path).endswith(
+        "--grounding-heads '' --counting-heads ''")  # shell-quoted, so the empty list survives a copy-paste
 
 
-def test_bad_counting_keys_fail_before_the_first_step(tmp_path):
-    cfg = TrainConfig(steps=3, vision_steps=1, vision_batch=2, batch=1, size=TINY, counting_keys="centre", **TINY_HEADS)
-    with pytest.raises(ValueError, match="counting_keys must be one of \\['area', 'anchor'\\], got 'centre'"):
-        train(cfg, tmp_path, echo=lambda _: None)
-    assert not (tmp_path / "checkpoint").exists()
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"counting_keys": "centre"}, "counting_keys must be one of \\['area', 'anchor'\\], got 'centre'"),
+        ({"steps": 4000}, "counting_steps must be in 0 .. steps - vision_steps - 1 \\(2499: stage 2 needs a step\\), got 3000"),
+        ({"counting_steps": 0}, "counting_heads '1:1' are supervised in the counting stage, which is off \\(counting_steps 0\\)"),
+        ({"eval_n": 0}, "eval_n must be >= 1, got 0"),
+    ],
+)
+def test_bad_settings_fail_when_the_config_is_built(settings, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**settings)
 
 
 def test_attention_heads_parse_per_task_and_may_be_empty():
-    assert parse_attention_heads(TrainConfig()) == {"grounding": [(1, 0), (2, 0)], "counting": []}
+    assert parse_attention_heads(TrainConfig()) == {"grounding": [(1, 0), (2, 0)], "counting": [(1, 1)]}
     assert parse_attention_heads(TrainConfig(grounding_heads="", counting_heads="3:3,0:2")) == \
         {"grounding": [], "counting": [(3, 3), (0, 2)]}
 
 
 @pytest.mark.slow
 def test_interrupted_and_resumed_training_equals_an_uninterrupted_run(tmp_path):
-    cfg = TrainConfig(steps=4, vision_steps=2, vision_batch=2, batch=1, grounding_per_image=1, counting_per_image=1,
+    cfg = TrainConfig(steps=4, vision_steps=2, counting_steps=1, vision_batch=2, batch=1, grounding_per_image=1, counting_per_image=1,
                       warmup=1, eval_n=2, ckpt_every=100, size=TINY, **TINY_HEADS)
     straight = train(cfg, tmp_path / "a", echo=lambda _: None)
-    assert train(cfg, tmp_path / "b", echo=lambda _: None, stop_after=3) is None  # stops in stage 2
+    assert train(cfg, tmp_path / "b", echo=lambda _: None, stop_after=3) is None  # stops at the end of stage 2
     assert {"optimizer.safetensors", "patch_heads.safetensors"} <= {p.name for p in (tmp_path / "b" / "checkpoint").iterdir()}
     lines = []
     resumed = train(cfg, tmp_path / "b", echo=lines.append)
@@ -151,8 +160,19 @@ def test_interrupted_and_resumed_training_equals_an_uninterrupted_run(tmp_path):
 
 
 @pytest.mark.slow
+def test_counting_heads_are_supervised_in_the_counting_stage_only(tmp_path):
+    cfg = TrainConfig(steps=3, vision_steps=1, counting_steps=1, vision_batch=2, batch=1, grounding_per_image=1,
+                      counting_per_image=1, counting_stage_grounding=0, counting_stage_counting=1, warmup=1, eval_n=2,
+                      ckpt_every=100, size=TINY, grounding_heads="", counting_heads="1:1")
+    assert train(cfg, tmp_path, echo=lambda _: None, stop_after=2) is None
+    window = json.loads((tmp_path / "checkpoint" / "progress.json").read_text())["window"]
+    assert [attention for _, _, attention in window] == [0.0, 0.0]  # stage 1, then stage 2: no counting head loss
+    assert train(cfg, tmp_path, echo=lambda _: None)["log"][-1]["attention_loss"] > 0  # stage 3 supervises it
+
+
+@pytest.mark.slow
 def test_stage_one_trains_only_vision_and_projector_and_stage_two_freezes_the_vision_tower(tmp_path):
-    cfg = TrainConfig(steps=3, vision_steps=1, vision_batch=2, batch=1, grounding_per_image=1, counting_per_image=1,
+    cfg = TrainConfig(steps=3, vision_steps=1, counting_steps=1, vision_batch=2, batch=1, grounding_per_image=1, counting_per_image=1,
                       warmup=1, eval_n=2, ckpt_every=100, size=TINY, **TINY_HEADS)
     assert train(cfg, tmp_path, echo=lambda _: None, stop_after=1) is None
     from transformers import LlavaForConditionalGeneration
@@ -174,11 +194,13 @@ def test_stage_one_trains_only_vision_and_projector_and_stage_two_freezes_the_vi
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--vision-batch", "0"], "--vision-batch must be >= 1, got 0"),
-        (["--steps", "100"], "--vision-steps must be in 0 .. --steps - 1 (99), got 1500"),
-        (["--vision-steps", "-1"], "--vision-steps must be in 0 .. --steps - 1 (5999), got -1"),
-        (["--counting-stage-counting", "-1"], "--counting-stage-counting must be >= 0, got -1"),
-        (["--counting-steps", "4500"], "--counting-steps must be in 0 .. --steps - --vision-steps - 1 (4499: stage 2 needs a step), got 4500"),
+        (["--vision-batch", "0"], "vision_batch must be >= 1, got 0"),
+        (["--stop-after", "0"], "--stop-after must be >= 1, got 0"),
+        (["--steps", "100"], "vision_steps must be in 0 .. steps - 1 (99), got 1500"),
+        (["--vision-steps", "-1"], "vision_steps must be in 0 .. steps - 1 (8999), got -1"),
+        (["--counting-stage-counting", "-1"], "counting_stage_counting must be >= 0, got -1"),
+        (["--counting-steps", "7500"], "counting_steps must be in 0 .. steps - vision_steps - 1 (7499: stage 2 needs a step), got 7500"),
+        (["--counting-steps", "0"], "counting_heads '1:1' are supervised in the counting stage, which is off"),
         (["--grounding-heads", "1:0,4:0"], "grounding_heads: '4:0' is outside the LM's 4 layers x 4 heads"),
         (["--counting-heads", "1-1"], "counting_heads: expected comma-separated layer:head pairs, got '1-1'"),
     ],
