@@ -9,9 +9,10 @@ pre-hook captures it, so the model itself keeps its fast attention kernel) and r
 
 Counting heads (`train.TrainConfig.counting_heads`, supervised in the counting stage only) get an
 exact target distribution at the position that predicts the count word: equal shares for BOS and for
-each shape of the asked colour and kind, a shape's share spread over its patches (``counting_keys="area"``) or on its top-left patch (``"anchor"``); all on BOS for zero. The
-share left on BOS is then ``1 / (count + 1)``, which later layers can read the count from, whatever
-the shapes' sizes.
+each shape of the asked colour and kind, a shape's share spread over its patches
+(``counting_keys="area"``) or on its top-left patch (``"anchor"``); all on BOS for zero. The share left
+on BOS is then ``1 / (count + 1)``, which later layers can read the count from, whatever the shapes'
+sizes.
 """
 
 from __future__ import annotations
