@@ -8,17 +8,20 @@ export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: demo test venv bench clean
 
-$(STAMP): pyproject.toml
+# The core and every plugin distribution of this repository, each installed from its own pyproject.
+PACKAGES := -e '.[test,plots,ray]' -e plugins/baselines -e plugins/d2pruner -e plugins/grounding -e registry
+
+$(STAMP): pyproject.toml plugins/*/pyproject.toml registry/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# Pinned CPU wheel first: an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test,plots,ray]'
+	$(BIN)/python -m pip install -q $(PACKAGES)
 	touch $(STAMP)
 
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m tokcompress.demo
+	$(BIN)/tokcompress demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -121,7 +121,9 @@ class ScoreWith(Scorer):
 
 class PickWith(Selector):
     name = "broken"
-    needs_scores = False
+
+    def needs_scores(self):
+        return False
 
     def __init__(self, value):
         super().__init__()

@@ -1,4 +1,5 @@
-"""`Component`: what every stage plugin is: a unique name, a kind, and a nested pydantic `Params`."""
+"""`Component`: what every stage plugin is: a unique name, a kind, a nested pydantic `Params`, and
+its capabilities as methods (they may depend on the parameters)."""
 
 from __future__ import annotations
 
@@ -18,19 +19,23 @@ class Params(BaseModel):
 class Component:
     """A stage implementation. Subclasses set `name`, and define `Params` if they take any.
 
-    `requires` lists the optional `VisualTokens` fields the component reads (e.g. ``{"attention"}``);
-    the pipeline refuses a call that lacks one, naming this component and the field.
+    `requires()` lists the optional `VisualTokens` fields the component reads (e.g. ``{"attention"}``);
+    the pipeline refuses a call that lacks one, and a placement that cannot supply one refuses the
+    spec, naming this component and the field.
     """
 
     kind: ClassVar[str]
     name: ClassVar[str]
-    requires: ClassVar[frozenset[str]] = frozenset()
 
     class Params(Params):
         pass
 
     def __init__(self, params: "Component.Params | None" = None) -> None:
         self.params = params if params is not None else self.Params()
+
+    def requires(self) -> frozenset[str]:
+        """Optional `VisualTokens` fields this component reads with its parameters."""
+        return frozenset()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.params!r})"

@@ -97,8 +97,6 @@ def get_plugin_manager() -> PluginManager:
 
 
 def reset() -> None:
-    """Forget the cached manager and everything derived from it (tests, after installing a plugin)."""
-    from . import catalog
-
+    """Forget the cached manager; everything derived from it is keyed on the manager and rebuilt too
+    (tests, after installing a plugin)."""
     get_plugin_manager.cache_clear()
-    catalog.get_catalog.cache_clear()

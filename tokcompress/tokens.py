@@ -186,3 +186,12 @@ class VisualTokens:
     def present(self) -> set[str]:
         """Names of the optional fields this batch carries."""
         return {f.name for f in fields(self) if not f.name.startswith("_") and getattr(self, f.name) is not None}
+
+    def rows(self, rows: Sequence[int]) -> "VisualTokens":
+        """The batch of rows `rows` only (every field, masks and layouts included)."""
+        index = torch.tensor(list(rows), dtype=torch.long, device=self.device)
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+        out = {k: (v.index_select(0, index) if isinstance(v, torch.Tensor) else v) for k, v in values.items()}
+        if self._layouts is not None:
+            out["layout"] = [self._layouts[r] for r in rows]
+        return VisualTokens(**out)

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tokcompress import demo
+from tokcompress.hf import sample_inputs
 from tokcompress.cli import main as cli_main
 
 
@@ -42,8 +43,8 @@ def test_demo_names_a_zero_budget_instead_of_using_the_default(capsys):
 def test_bundled_image_matches_its_drawing():
     from PIL import Image, ImageChops
 
-    shipped = Image.open(demo.ASSET).convert("RGB")
-    assert ImageChops.difference(shipped, demo.draw_demo_image()).getbbox() is None
+    shipped = Image.open(sample_inputs.ASSET).convert("RGB")
+    assert ImageChops.difference(shipped, sample_inputs.draw_demo_image()).getbbox() is None
 
 
 @pytest.mark.parametrize("family", ["qwen2_vl", "smolvlm"])

@@ -38,8 +38,7 @@ class CosineGraphBuilder(GraphBuilder):
     provides = "similarity"
     Params = CosineParams
 
-    @property
-    def requires(self) -> frozenset[str]:  # type: ignore[override]
+    def requires(self) -> frozenset[str]:
         return frozenset() if self.params.source == "features" else frozenset({self.params.source})
 
     def build(self, tokens: VisualTokens) -> CosineGraph:

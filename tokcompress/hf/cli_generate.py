@@ -3,7 +3,7 @@
     tokcompress generate --model ./llava-1.5-7b-hf --image cat.png --prompt "What is this?" --preset d2pruner fastv --keep 64
     tokcompress generate --family qwen2_vl --preset fastv --ratio 0.25     # a tiny random model, no files needed
 
-Prints the table of ``python -m tokcompress.demo`` (kept tokens, FLOPs reduction, prefill time and
+Prints the table of ``tokcompress demo`` (kept tokens, FLOPs reduction, prefill time and
 speed-up, generated tokens equal to the unpruned run) and each configuration's generated text.
 """
 
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from ..command import Command
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from rich.console import Console
 
-    from .. import demo
+    from . import sample_inputs as demo
     from .compare import bytes_text, compare, render_table
 
     if args.threads:
@@ -79,3 +81,10 @@ def _tiny(family: str, prompt: str):
     ids[0, : len(prefix)] = torch.tensor(prefix)
     ids[0, ids.shape[1] - len(suffix):] = torch.tensor(suffix)
     return model, inputs
+
+
+class GenerateCommand(Command):
+    name = "generate"
+    help = "generate with a VLM, pruned and unpruned: kept tokens, FLOPs, prefill time"
+    add_arguments = staticmethod(add_arguments)
+    run = staticmethod(run)

@@ -50,8 +50,7 @@ class TextRelevanceScorer(Scorer):
     name = "text_relevance"
     Params = TextRelevanceParams
 
-    @property
-    def requires(self) -> frozenset[str]:  # type: ignore[override]
+    def requires(self) -> frozenset[str]:
         return frozenset({self.params.image, self.params.text} - {"features"})
 
     def score(self, tokens: VisualTokens) -> torch.Tensor:

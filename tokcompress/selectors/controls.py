@@ -21,8 +21,10 @@ class RandomSelector(Selector):
     """`keep` valid tokens drawn uniformly without replacement."""
 
     name = "random"
-    needs_scores = False
     Params = RandomParams
+
+    def needs_scores(self) -> bool:
+        return False
 
     def select(self, tokens: VisualTokens, scores: torch.Tensor | None, graph: Graph | None, keep: int) -> torch.Tensor:
         valid = tokens.valid_mask().cpu()
@@ -44,7 +46,9 @@ class UniformSelector(Selector):
     """
 
     name = "uniform"
-    needs_scores = False
+
+    def needs_scores(self) -> bool:
+        return False
 
     def select(self, tokens: VisualTokens, scores: torch.Tensor | None, graph: Graph | None, keep: int) -> torch.Tensor:
         valid = tokens.valid_mask().cpu()

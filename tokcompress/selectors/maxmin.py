@@ -37,8 +37,7 @@ class MaxMinSelector(Selector):
     needs_graph = "similarity"
     Params = MaxMinParams
 
-    @property
-    def needs_scores(self) -> bool:  # type: ignore[override]
+    def needs_scores(self) -> bool:
         return self.params.first == "score"
 
     def select(self, tokens: VisualTokens, scores: torch.Tensor | None, graph: Graph, keep: int) -> torch.Tensor:

@@ -4,9 +4,9 @@
 goes through a byte-level stand-in tokenizer (token ``3 + byte``), and LLaVA images through a CLIP
 image processor sized to the tiny vision tower. Other tiny families keep the seeded random pixels of
 `tokcompress.hf.tiny.make_inputs`: their weights are random, so only shapes, costs and agreement
-with the unpruned run mean anything. ``grounding`` is the project's trained grounding model
-(`tokcompress.grounding`). Anything else is a checkpoint folder or hub id loaded with
-``AutoModelForImageTextToText`` and ``AutoProcessor``; the prompt goes through the processor's chat
+with the unpruned run mean anything. A registered model source (e.g. ``grounding``, shipped by the
+grounding plugin) is its local folder. Anything else must be a local checkpoint folder, loaded with
+``AutoModelForImageTextToText`` and ``AutoProcessor`` (never downloaded); the prompt goes through the processor's chat
 template (one user turn: the image, then the text) when it has one.
 """
 
@@ -22,11 +22,9 @@ from ..errors import InputError, unknown_name
 from .datasets import Sample
 from .suite import ModelEntry
 
-__all__ = ["LoadedModel", "load_model", "resolve_device", "TINY_PREFIX", "GROUNDING_SOURCE", "checkpoint_path", "tiny_family", "encode_bytes", "decode_bytes"]
+__all__ = ["LoadedModel", "load_model", "resolve_device", "TINY_PREFIX", "checkpoint_path", "tiny_family", "encode_bytes", "decode_bytes"]
 
 TINY_PREFIX = "tiny-"
-GROUNDING_SOURCE = "grounding"
-"""Model source naming the shipped trained grounding model (`tokcompress.grounding.DEFAULT_MODEL_DIR`)."""
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 _BYTE_OFFSET = 3  # ids 0-2 are pad/bos/eos in the tiny models
 
@@ -133,16 +131,22 @@ def _clip_pixels(config) -> Callable[[Sample], torch.Tensor]:
 
 
 def checkpoint_path(source: str) -> str:
-    """The folder or hub id to load for a non-tiny `source` (``grounding``: the shipped model's folder)."""
-    if source == GROUNDING_SOURCE:
-        from ..grounding import DEFAULT_MODEL_DIR
-        from ..grounding.model import MissingModelError
+    """The local folder to load for a non-tiny `source`: a registered model source's, or `source` itself
+    when it is a folder. Anything else is an error: the library never downloads weights."""
+    from pathlib import Path
 
-        if not (DEFAULT_MODEL_DIR / "config.json").is_file():
-            raise MissingModelError(f"model source {source!r}: no trained model at {DEFAULT_MODEL_DIR} (train one with "
-                                    f"'python -m tokcompress.grounding.train --out {DEFAULT_MODEL_DIR}', docs/grounding-model.md)")
-        return str(DEFAULT_MODEL_DIR)
-    return source
+    from ..catalog import get_catalog
+
+    sources = get_catalog().entries("model_source")
+    if source in sources:
+        return str(sources[source].cls.path())
+    if Path(source).expanduser().is_dir():
+        return str(Path(source).expanduser())
+    raise InputError(
+        f"model {source!r} is neither a local checkpoint folder nor a registered model source "
+        f"({', '.join(sorted(sources)) or 'none installed'}) nor tiny-<family>; tokcompress never downloads "
+        "weights: download the checkpoint yourself and pass its folder"
+    )
 
 
 def _load_checkpoint(entry: ModelEntry, device: torch.device) -> LoadedModel:

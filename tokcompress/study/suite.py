@@ -5,7 +5,7 @@
     dataset: samples                        # or data.jsonl, or {name: jsonl, path: data.jsonl, limit: 100}
     specs: [fastv, random, {label: fastv-k3, spec: {extends: fastv, layer: 3}}]
     budgets: [4, 8, 0.5]                    # int = keep count, float = ratio of the visual tokens
-    placements: [{placement: layer, layer: 2}, {placement: pre_llm}]   # optional: override each spec's
+    placements: [{placement: layer, layer: 2}, {placement: pre_llm}]   # optional: override each spec's apply
     metrics: [first_token_agreement, kl_next_token, {name: grounding_acc, coordinates: thousand}]
     seeds: [0, 1]                           # override every stage parameter called `seed`
 
@@ -23,6 +23,7 @@ from typing import Any, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..budget import Budget
 from ..errors import TokcompressError, unknown_name
 from ..spec import SPEC_SUFFIXES, PrunerSpec, load_spec
 
@@ -81,53 +82,21 @@ class ModelEntry(_Strict):
         return self.label or self.source.rstrip("/").split("/")[-1]
 
 
-class Budget(_Strict):
-    """Visual tokens to keep: a count (``keep``) or a fraction (``ratio``). Plain ``8`` / ``0.25`` are shorthands."""
+class Placement(BaseModel):
+    """An ``apply`` override (``{placement: layer, layer: 3}``, ``{placement: pre_llm}``): each spec runs
+    once per entry, with the entry merged into its own ``apply`` block as ``extends`` merges it."""
 
-    keep: Optional[int] = Field(None, ge=1)
-    ratio: Optional[float] = Field(None, gt=0, le=1)
+    model_config = ConfigDict(extra="allow", frozen=True)
+    placement: str
 
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError(f"a budget must be a keep count (int >= 1) or a ratio (float in (0, 1]), got {value!r}")
-        if isinstance(value, int):
-            return {"keep": value}
-        if isinstance(value, float):
-            return {"ratio": value}
-        return value
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> "Budget":
-        if (self.keep is None) == (self.ratio is None):
-            raise ValueError("give exactly one of 'keep' (count) or 'ratio' (fraction)")
-        return self
-
-    @property
-    def label(self) -> str:
-        return f"keep={self.keep}" if self.keep is not None else f"ratio={self.ratio!r}"  # repr: exact round trip
-
-    def kwargs(self) -> dict[str, Any]:
-        return {"keep": self.keep} if self.keep is not None else {"ratio": self.ratio}
-
-
-class Placement(_Strict):
-    """Overrides a spec's placement (and pruning layer K for ``layer``); each spec runs once per entry."""
-
-    placement: Literal["vision", "pre_llm", "layer"]
-    layer: Optional[int] = Field(None, ge=1)
-    """Pruning layer K (``placement: layer`` only); default: the spec's own."""
-
-    @model_validator(mode="after")
-    def _layer_only_in_llm(self) -> "Placement":
-        if self.layer is not None and self.placement != "layer":
-            raise ValueError(f"'layer' applies to placement 'layer' only, not {self.placement!r}")
-        return self
+    def block(self) -> dict[str, Any]:
+        return {"placement": self.placement, **(self.model_extra or {})}
 
     @property
     def suffix(self) -> str:
-        return f"@{self.placement}" + (str(self.layer) if self.layer is not None else "")
+        extra = "".join(str(v) for k, v in sorted((self.model_extra or {}).items()) if k == "layer")
+        others = ",".join(f"{k}={v}" for k, v in sorted((self.model_extra or {}).items()) if k != "layer")
+        return f"@{self.placement}{extra}" + (f"[{others}]" if others else "")
 
 
 class SpecEntry(_Strict):
@@ -303,11 +272,9 @@ def _read_suite(source: "str | Path | dict[str, Any]") -> tuple[Any, str, Path]:
 
 
 def _shipped_suites() -> dict[str, Path]:
-    try:
-        from tokcompress_registry import SUITES
-    except ImportError:  # pragma: no cover - the registry is part of this distribution
-        return {}
-    return {p.stem: p for p in sorted(SUITES.glob("*.yaml"))} if SUITES.is_dir() else {}
+    from ..catalog import get_catalog
+
+    return {name: entry.path for name, entry in get_catalog().entries("suite").items()}
 
 
 def _explain(exc: ValidationError, origin: str) -> SuiteError:
@@ -434,16 +401,16 @@ def _load_entry(entry: SpecEntry, base_dir: Path) -> tuple[str, PrunerSpec]:
 
 
 def apply_overrides(spec: PrunerSpec, placement: Placement | None, seed: int | None) -> PrunerSpec:
-    """The spec with the suite's placement override and seed applied, re-validated.
+    """The spec with the suite's ``apply`` override and seed applied, re-validated.
 
-    The seed replaces the value of every stage parameter named ``seed`` (e.g. the ``random`` selector);
-    stages without one are unaffected.
+    The placement entry is merged into the spec's ``apply`` (same placement: key by key; another:
+    replaced). The seed replaces the value of every stage parameter named ``seed`` (e.g. the ``random``
+    selector); stages without one are unaffected.
     """
     data = spec.to_dict()
     if placement is not None:
-        data["placement"] = placement.placement
-        if placement.layer is not None:
-            data["layer"] = placement.layer
+        block = placement.block()
+        data["apply"] = {**data["apply"], **block} if block["placement"] == spec.placement else block
     if seed is not None:
         for field, block in spec.stages().items():
             if "seed" in type(block).model_fields:

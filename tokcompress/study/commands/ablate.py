@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ...command import Command
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("suite", help="suite YAML file, or the name of a shipped suite (registry/suites/)")
@@ -72,3 +74,8 @@ def run(args: argparse.Namespace) -> int:
     return 0 if summary.complete else 1
 
 
+class AblateCommand(Command):
+    name = "ablate"
+    help = "run an ablation suite into a results database (resumable)"
+    add_arguments = staticmethod(add_arguments)
+    run = staticmethod(run)

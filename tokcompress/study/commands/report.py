@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ...command import Command
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", type=Path, help="results database (.sqlite) or a run folder holding results.sqlite")
@@ -32,3 +34,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(f"report: {files.html}; summary: {files.summary}; {len(files.plots)} plot(s)")
     return 0
+
+
+class ReportCommand(Command):
+    name = "report"
+    help = "tables, plots and an HTML report from a results database"
+    add_arguments = staticmethod(add_arguments)
+    run = staticmethod(run)
