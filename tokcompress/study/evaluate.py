@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -19,7 +19,9 @@ from .metrics import Metric, Outcome
 from .models import LoadedModel, load_model
 from .plan import Variant
 from .provenance import environment
-from .runner import WorkerConfig
+
+if TYPE_CHECKING:
+    from .runner import WorkerConfig
 
 __all__ = ["ModelWorker", "build_metrics"]
 

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
 from ..errors import InputError, unknown_name
 from .datasets import Sample
-from .suite import ModelEntry
+
+if TYPE_CHECKING:
+    from .suite import ModelEntry
 
 __all__ = ["LoadedModel", "load_model", "resolve_device", "TINY_PREFIX", "checkpoint_path", "tiny_family", "encode_bytes", "decode_bytes"]
 

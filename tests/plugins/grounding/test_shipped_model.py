@@ -44,11 +44,15 @@ def test_answers_test_questions_through_generate(shipped):
     assert result.grounding >= 0.8 and result.counting >= 0.8, result
 
 
-def test_recorded_test_accuracy():
-    record = json.loads((DEFAULT_MODEL_DIR / "training.json").read_text())
-    test = record["test"]
-    assert test["n_grounding"] >= 500 and test["n_counting"] >= 500
-    assert test["grounding_acc"] >= 0.8 and test["counting_acc"] >= 0.8  # the bar (measured 0.994 / 0.834)
+def test_measured_test_accuracy_meets_the_bar(shipped):
+    """Measured here, through processor + generate on 400 test questions (not read back from training.json):
+    0.995 grounding / 0.825 counting when written; the 1000-question figures are 0.994 / 0.834."""
+    from tokcompress_grounding.evaluate import evaluate_model
+
+    model, processor = shipped
+    result = evaluate_model(model, processor, 400, "test", 0, "chat")
+    assert (result.n_grounding, result.n_counting) == (200, 200)
+    assert result.grounding >= 0.95 and result.counting >= 0.8
 
 
 def test_committed_test_set_is_what_the_generator_writes(tmp_path):
