@@ -263,3 +263,19 @@ def test_spec_fields_choose_features_and_positions_and_arguments_override(tiny):
         tokcompress.attach(model, {"extends": "cdpruner", "apply": {"placement": "pre_llm"}}, keep=3)
     with tokcompress.attach(model, "fastv", keep=3):  # the refused attach left nothing behind
         pass
+
+
+def test_every_preset_keeping_every_token_is_exact(tiny):
+    """keep >= N reproduces the unpruned logits bit for bit for every shipped preset, mergers included."""
+    from tokcompress.catalog import get_catalog
+
+    model = tiny("llava")
+    inputs = make_inputs(model, [[3, Image(), 4], [2, Image(), 1, Image(), 2]], seed=33)
+    reference = model(**inputs).logits
+    for name, entry in get_catalog().presets.items():
+        spec = tokcompress.load_spec(name)
+        if not get_catalog().placements[spec.placement].cls.attachable:
+            continue
+        with tokcompress.attach(model, name, keep=1000) as handle:
+            assert torch.equal(model(**inputs).logits, reference), name
+        assert handle.stats.skipped, name

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from hf_support import FASTV, SUPPRESS, UNIFORM
@@ -35,9 +37,9 @@ def test_remove_leaves_the_model_exactly_as_before(tiny, family):
     logits = model(**inputs).logits  # first call: transformers installs its own output-capture hooks
     before = snapshot(model)
     handle = tokcompress.attach(model, FASTV["layer"], keep=2)
-    assert model.config.text_config._attn_implementation.startswith("tokcompress_probe_")
     assert snapshot(model) != before
     model(**inputs)
+    assert model.config.text_config._attn_implementation.startswith("tokcompress_probe_")  # installed when first pruning
     handle.remove()
     handle.remove()  # idempotent
     assert snapshot(model) == before
@@ -240,3 +242,33 @@ def test_features_are_the_hidden_states_entering_layer_k(tiny, features):
     torch.testing.assert_close(seen["text"][0], expect[19:].float())
     with pytest.raises(SpecError, match=r"apply 'layer', field 'features': Input should be 'hidden' or 'normed' \(got 'raw'\)"):
         tokcompress.attach(model, {"extends": "fastv", "apply": {"features": "raw"}}, keep=2)
+
+
+@pytest.mark.parametrize("spec", ["fastv", "visionzip"])
+def test_a_budget_that_keeps_everything_installs_no_probe_and_says_so(tiny, spec):
+    model = tiny("llava")  # 16 visual tokens per image
+    inputs = make_inputs(model, [[3, Image(), 4]], seed=31)
+    reference = model(**inputs).logits
+    with tokcompress.attach(model, spec, keep=64) as handle:
+        with pytest.warns(UserWarning, match=r"keep=64 keeps every visual token of 1 of 1 .*\(16 tokens\)"):
+            logits = model(**inputs).logits
+        assert model.config.text_config._attn_implementation == "sdpa"
+        assert model.config.vision_config._attn_implementation == "sdpa"
+        assert handle.stats.skipped and handle.stats.visual_after == (16,) and handle.stats.flops_ratio == 1.0
+        assert torch.equal(logits, reference)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # said once per handle
+            model(**inputs)
+
+
+def test_frozen_keep_all_runs_the_whole_machinery_and_is_exact(tiny):
+    """Keeping every visual token through the gathering, masks and positions changes nothing."""
+    model = tiny("gemma3")
+    inputs = make_inputs(model, [[3, Image(), 4], [2, Image(), 1, Image(), 2]], seed=32)
+    reference = model(**inputs).logits
+    everything = [row.nonzero().flatten() for row in inputs["input_ids"] == 999]
+    for placement in ("pre_llm", "layer"):
+        with tokcompress.attach(model, FASTV[placement], keep=1) as handle:
+            handle.freeze(everything)
+            assert torch.equal(model(**inputs).logits, reference)
+            assert not handle.stats.skipped and handle.stats.visual_after == handle.stats.visual_before

@@ -89,6 +89,7 @@ class PruningHandle:
             )
         self.state = CallState()
         self.stats: PruneStats | None = None
+        self._warned_keep_all = False
         self.last_selection: list[torch.Tensor] | None = None
         self._undo: list[Any] = []
         self.decoder = adapter.decoder()
@@ -157,6 +158,10 @@ class PruningHandle:
         return f"PruningHandle({type(self.model).__name__}, {self.pruner!r}, {where}, {self.budget.label})"
 
     # -- setup ----------------------------------------------------------------------------
+    def on_remove(self, undo) -> None:
+        """Run `undo` when the handle is removed (for what a strategy installs after attach)."""
+        self._undo.append(undo)
+
     def hook(self, module: nn.Module, fn, *, post: bool = False) -> None:
         """Register a forward (pre-)hook with kwargs, removed with the handle."""
         if post:
@@ -227,7 +232,10 @@ class PruningHandle:
                 if mask is not None and not (isinstance(mask, torch.Tensor) and mask.dim() == 2):
                     raise InputError("pruning needs a 2-D attention_mask (or None), got a prepared mask")
                 other = {k: v for k, v in kwargs.items() if k not in ("input_ids", "attention_mask")}
-                state.call = CallInputs(ids, visual, mask, other)
+                call = CallInputs(ids, visual, mask, other)
+                if state.frozen is not None or not self._keeps_all(call):  # a frozen choice always runs the machinery
+                    state.call = call
+                    self.strategy.prepare()
             return None
         if not state.owns(cache):
             return None
@@ -274,6 +282,26 @@ class PruningHandle:
         self.strategy.finish()
         state.mode = None
         state.memo = {}
+
+    def _keeps_all(self, call: CallInputs) -> bool:
+        """Whether the budget keeps every visual token of this prefill; then nothing is pruned (no probe,
+        no gathering: the model runs as if nothing were attached) and `stats` says so. Warns once per
+        handle when any row's budget reaches its visual-token count."""
+        sizes = self.strategy.budget_units(call)
+        full = [k >= n for k, n in zip(self.budget.counts(sizes), sizes)]
+        if any(full) and not self._warned_keep_all:
+            self._warned_keep_all = True
+            warnings.warn(f"tokcompress: {self.budget.label} keeps every visual token of {sum(full)} of {len(full)} "
+                          f"{self.strategy.unit}(s) ({', '.join(map(str, sizes))} tokens): those are not pruned "
+                          "(handle.stats.visual_after)", stacklevel=2)
+        if not all(full):
+            return False
+        counts = call.visual.sum(dim=1).tolist()
+        real = call.attention_mask.bool() if call.attention_mask is not None else torch.ones_like(call.visual)
+        text = (real & ~call.visual).sum(dim=1).tolist()
+        self.stats = make_stats(self.text_config, self.placement, self.layer, counts, counts, text, 0.0, skipped=True)
+        self.last_selection = [row.nonzero().flatten().cpu() for row in call.visual]
+        return True
 
     # -- pruning, shared by the placements ---------------------------------------------------
     def choose(self, feats: torch.Tensor, attention: torch.Tensor | None = None,

@@ -36,10 +36,12 @@ class Outcome:
     next_logprobs: ``[V]`` float32 log-softmax of the next-token distribution after the prompt (prefill).
     tokens:        greedily generated token ids, stopped at end-of-sequence (excluded) or the length limit.
     text:          `tokens` decoded.
-    prefill_s:     wall time of the prefill forward pass (median over the timing repeats).
+    prefill_s:     wall time of the prefill forward pass (median over the timing rounds).
     visual_before / visual_after: visual tokens in the sequence before / after pruning.
     flops_ratio:   prefill FLOPs of the pruned run over the unpruned one (FastV's per-layer formula).
     select_s:      time spent inside the pruner's selection.
+    speedup:       unpruned over pruned prefill time, the median of ratios of paired, interleaved
+                   rounds (`tokcompress.timing.time_paired`); 1 for the unpruned run.
     """
 
     next_logprobs: torch.Tensor
@@ -50,6 +52,7 @@ class Outcome:
     visual_after: int
     flops_ratio: float = 1.0
     select_s: float = 0.0
+    speedup: float = 1.0
 
 
 class Metric(Component):
@@ -158,14 +161,14 @@ class PrefillMs(Metric):
 
 
 class Speedup(Metric):
-    """Unpruned prefill time over pruned prefill time, both measured on the same worker."""
+    """Unpruned over pruned prefill time: median ratio of paired rounds run back to back on the same worker."""
 
     name = "prefill_speedup"
     higher_is_better = True
     unit = "x"
 
     def compute(self, run, reference, sample):
-        return reference.prefill_s / run.prefill_s if run.prefill_s > 0 else None
+        return run.speedup
 
 
 class SelectionMs(Metric):

@@ -68,17 +68,25 @@ def test_committed_test_set_is_what_the_generator_writes(tmp_path):
             assert np.array_equal(np.asarray(a), np.asarray(b))
 
 
-def test_demo_defaults_to_it_and_reports_task_accuracy(capsys):
-    from tokcompress import demo
+def test_demo_reports_accuracy_against_budget_and_draws_the_kept_patches(tmp_path, capsys):
+    from PIL import Image
 
-    argv = ["--samples", "8", "--repeats", "1", "--max-new-tokens", "6", "--presets", "d2pruner", "--json", "--threads", "1"]
+    from tokcompress import demo
+    from tokcompress.study.db import ResultsDB
+
+    argv = ["--samples", "4", "--budgets", "64", "28", "--no-timing", "--threads", "1", "--out", str(tmp_path)]
     assert demo.main(argv) == 0
-    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    assert list(rows) == ["none", "d2pruner"]
-    assert (rows["d2pruner"]["visual_before"], rows["d2pruner"]["visual_after"]) == (256, 28)
-    for r in rows.values():
-        assert (r["accuracy"]["n_grounding"], r["accuracy"]["n_counting"]) == (4, 4)
-    assert rows["none"]["accuracy"]["grounding_acc"] >= 0.75
+    out = capsys.readouterr().out
+    assert "grounding_acc" in out and "2 grounding and 2 counting questions per cell" in out
+    with ResultsDB(tmp_path / "results.sqlite") as db:
+        rows = db.rows()
+    assert len(rows) == 4 * (1 + 5 * 2)  # unpruned + 5 pruners x 2 budgets, per question
+    unpruned = [r["metrics"]["grounding_acc"] for r in rows if r["spec"] == "unpruned" and r["metrics"]["grounding_acc"] is not None]
+    assert sum(unpruned) >= 1.0
+    assert {r["output"]["visual_after"] for r in rows if r["budget"] == "keep=28"} == {28}
+    picture = Image.open(tmp_path / "kept-patches.png")
+    assert picture.size[0] > 4 * 224  # none + four pruners side by side
+    assert demo.main(argv) == 0 and "0 rows computed now, 44 reused" in capsys.readouterr().out  # resumable
 
 
 def test_calibrate_defaults_to_it(tmp_path, capsys):

@@ -36,6 +36,8 @@ class VisionSide:
     """Leading tokens (CLS) the attention covers but the features do not."""
     layout: Any
     """``layout(T) -> Layout`` of one image's ``T`` features."""
+    tokens_per_image: int
+    """Image tokens each image takes in the prompt (the vision budget applies per image)."""
 
 
 @dataclass

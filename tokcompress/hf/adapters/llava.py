@@ -23,7 +23,8 @@ class LlavaAdapter(ModelAdapter):
         layers = tower.encoder.layers
         return VisionSide(tower=tower, projector=self.model.model.multi_modal_projector,
                           attention=layers[layer if layer < 0 else layer - 1].self_attn, config=cfg.vision_config,
-                          skip=1 if cfg.vision_feature_select_strategy == "default" else 0, layout=square_layout)
+                          skip=1 if cfg.vision_feature_select_strategy == "default" else 0, layout=square_layout,
+                          tokens_per_image=self.tokens_per_image())
 
     def tokens_per_image(self) -> int:
         v = self.config.vision_config

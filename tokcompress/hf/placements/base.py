@@ -62,12 +62,22 @@ class Strategy:
         """Pruning layer K (0 before the decoder)."""
         return 0
 
+    unit: ClassVar[str] = "sample"
+    """What one budget applies to (a sample, or an image for the vision placement)."""
+
     def check_model(self) -> None:
         """Refuse a model this placement cannot run on (called once at attach)."""
 
     def install(self) -> list[Any]:
         """Hooks of this placement; returns undo callables."""
         return []
+
+    def prepare(self) -> None:
+        """A prefill is about to be pruned: install what only pruning needs (probes), once."""
+
+    def budget_units(self, call: Any) -> list[int]:
+        """Visual tokens of each unit the budget applies to (default: each row of the batch)."""
+        return call.visual.sum(dim=1).tolist()
 
     def prefill(self, kwargs: dict[str, Any], cache: Any) -> None:
         """The decoder's prefill call is about to run with `kwargs` (edited in place)."""

@@ -48,13 +48,20 @@ class LayerStrategy(Strategy):
         h = self.handle
         for i in range(self.layer, len(h.layers)):
             h.hook(h.layers[i], partial(self._on_layer, i))
+        return []
+
+    def prepare(self) -> None:
+        """Install the attention probe at layer K-1 before the first pruned prefill (never for a budget
+        that keeps everything: the model then keeps its own attention implementation)."""
+        h = self.handle
         needs = h.pruner.requires
         want_attn, want_keys = "attention" in needs, bool({"keys", "text_keys"} & needs.keys())
-        if not (want_attn or want_keys):
-            return []
+        if self.probe is not None or not (want_attn or want_keys):
+            return
         target = h.adapter.attention_module(h.layers[self.layer - 1])
-        self.probe = AttentionProbe(target, want_attn, want_keys)
-        return [self.probe.install(h.model, h.text_config, h.adapter.text_config_key)]
+        probe = AttentionProbe(target, want_attn, want_keys)
+        h.on_remove(probe.install(h.model, h.text_config, h.adapter.text_config_key))
+        self.probe = probe
 
     def prefill(self, kwargs: dict[str, Any], cache: Any) -> None:
         if self.probe is not None:

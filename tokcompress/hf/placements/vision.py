@@ -40,17 +40,29 @@ class VisionStrategy(InputsStrategy):
                 "vision_side); use placement 'pre_llm' or 'layer'"
             )
 
+    unit = "image"
+
     def install(self) -> list[Any]:
+        """The projector hook, and the CLS-attention probe unless the budget keeps whole images (then the
+        vision tower keeps its own attention). Images are encoded before the first forward of
+        ``generate``, so the probe cannot wait for the first pruned prefill."""
         h, side = self.handle, self.side
+        undo = [side.projector.register_forward_pre_hook(self._on_projector).remove]
         needs = h.pruner.requires
-        undo = []
         want_attn, want_keys = "attention" in needs, "keys" in needs
-        if want_attn or want_keys:
-            self.probe = AttentionProbe(side.attention, want_attn, want_keys, row=0)
-            undo.append(self.probe.install(h.model, side.config, "vision_config"))
-            undo.append(side.tower.register_forward_pre_hook(lambda m, a: self.probe.arm()).remove)
-        undo.append(side.projector.register_forward_pre_hook(self._on_projector).remove)
+        if (want_attn or want_keys) and not self._keeps_image(side.tokens_per_image):
+            self.probe = probe = AttentionProbe(side.attention, want_attn, want_keys, row=0)
+            undo.append(probe.install(h.model, side.config, "vision_config"))
+            undo.append(side.tower.register_forward_pre_hook(lambda m, a: probe.arm()).remove)
         return undo
+
+    def _keeps_image(self, tokens: int) -> bool:
+        return self.handle.budget.count(tokens) >= tokens
+
+    def budget_units(self, call) -> list[int]:
+        """The vision budget applies per image: each image's feature count."""
+        per = self.side.tokens_per_image
+        return [per] * (int(call.visual.sum()) // per)
 
     def _on_projector(self, module, args):
         """Select (and merge) each image's features; the choice waits for the prefill that uses them.
@@ -60,6 +72,8 @@ class VisionStrategy(InputsStrategy):
         """
         h = self.handle
         feats = args[0]
+        if self._keeps_image(feats.shape[1]):  # the budget keeps whole images: leave the features alone
+            return None
         if self.probe is not None:
             self.probe.disarm()
         n_img, T, D = feats.shape
