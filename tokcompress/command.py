@@ -10,7 +10,18 @@ from __future__ import annotations
 import argparse
 from typing import ClassVar
 
-__all__ = ["Command"]
+__all__ = ["Command", "positive_int"]
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an int >= 1 (``--threads -3`` is an error, never silently clamped)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {value}")
+    return value
 
 
 class Command:

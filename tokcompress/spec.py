@@ -146,17 +146,28 @@ def _merge(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _resolve(data: dict[str, Any], origin: str, catalog: Catalog, seen: tuple[str, ...]) -> dict[str, Any]:
+def _resolve(data: dict[str, Any], origin: str, catalog: Catalog, seen: tuple[str, ...],
+             folder: Path | None = None) -> dict[str, Any]:
+    """`data` with its ``extends`` chain merged in: a preset name, or a spec file (relative to `folder`,
+    the folder of the spec that names it, else the working directory)."""
     data = _upgrade(data, origin)
     parent = data.get("extends")
     if parent is None:
         return data
-    if not isinstance(parent, str):
-        raise SpecError(f"spec {origin}: 'extends' must be a preset name, got {parent!r}")
-    if parent in seen:
+    if not isinstance(parent, str) or not parent:
+        raise SpecError(f"spec {origin}: 'extends' takes a preset name or a spec file path (.yaml/.yml/.json), got {parent!r}")
+    path = Path(parent) if Path(parent).is_absolute() or folder is None else folder / parent
+    if Path(parent).suffix in SPEC_SUFFIXES:
+        key, source = str(path.resolve()), path
+    else:
+        try:
+            key, source = parent, catalog.preset(parent).path
+        except SpecError:
+            raise SpecError(f"spec {origin}: 'extends' takes a preset name or a spec file path (.yaml/.yml/.json); "
+                            + unknown_name("preset", parent, catalog.presets)) from None
+    if key in seen:
         raise SpecError(f"spec {origin}: 'extends' cycle: {' -> '.join((*seen, parent))}")
-    preset = catalog.preset(parent)
-    base = _resolve(_read(preset.path), str(preset.path), catalog, (*seen, parent))
+    base = _resolve(_read(source), str(source), catalog, (*seen, key), source.parent)
     merged = _merge(base, {k: v for k, v in data.items() if k != "extends"})
     if "name" not in data:
         merged.pop("name", None)
@@ -230,19 +241,20 @@ def load_spec(source: "str | Path | Mapping[str, Any] | PrunerSpec", catalog: Ca
     if isinstance(source, PrunerSpec):
         return source
     seen: tuple[str, ...] = ()
+    folder = None
     if isinstance(source, Mapping):
         data, origin = dict(source), "<mapping>"
     elif isinstance(source, (str, Path)):
         path = Path(source)
         if path.suffix in SPEC_SUFFIXES or path.exists():
-            data, origin = _read(path), str(path)
+            data, origin, folder = _read(path), str(path), path.parent
         else:
             preset = catalog.preset(str(source))
             data, origin, seen = _read(preset.path), f"preset {preset.name!r} ({preset.path})", (preset.name,)
             data.setdefault("name", preset.name)
     else:
         raise SpecError(f"load_spec expects a preset name, a path or a mapping, got {type(source).__name__}")
-    data = _normalise(_resolve(data, origin, catalog, seen), origin, catalog)
+    data = _normalise(_resolve(data, origin, catalog, seen, folder), origin, catalog)
     model = spec_model(catalog)
     try:
         spec = model.model_validate(data)

@@ -110,9 +110,12 @@ def test_changing_generation_settings_records_new_rows(tmp_path, suite_file, fak
 
 
 def test_a_model_that_fails_to_load_fails_its_rows(tmp_path, suite_file):
-    loaded = load_suite(suite_file(models=[{"source": "tiny-llava", "tiny": {"no_such_option": 1}}]))
+    missing = tmp_path / "gone"
+    missing.mkdir()
+    loaded = load_suite(suite_file(models=[{"source": str(missing)}]))  # a folder at load time, deleted before the run
+    missing.rmdir()
     with ResultsDB(tmp_path / "r.sqlite") as db:
-        with pytest.raises(RunError, match="loading the model failed: InputError: model 'tiny-llava': bad 'tiny' options"):
+        with pytest.raises(RunError, match="loading the model failed: InputError: model .*gone' is neither a local checkpoint"):
             run_suite(loaded, db, progress=False)
         summary = run_suite(loaded, db, progress=False, keep_going=True)
         assert len(summary.failed) == summary.total == 15 and db.count() == 0

@@ -151,3 +151,13 @@ def test_unknown_tiny_family_and_misplaced_tiny_options(suite_file):
 def test_duplicate_metric_names(suite_file):
     msg = errors_of(suite_file, metrics=["grounding_acc", {"name": "grounding_acc", "threshold": 0.75}])
     assert "field 'metrics': duplicate metric 'grounding_acc' at position 1" in msg
+
+
+def test_what_a_run_needs_is_checked_at_load(suite_file):
+    msg = errors_of(suite_file, models=[{"source": "tiny-llava", "tiny": {"text_layer": 3}}])
+    assert "field 'models.0': 'tiny': unknown option 'text_layer'. Did you mean 'text_layers'?" in msg
+    msg = errors_of(suite_file, models=[{"source": "tiny-llava", "device": "gpu0"}])
+    assert "field 'models.0.device': model field 'device': 'gpu0' is not a torch device" in msg
+    if not torch.cuda.is_available():
+        msg = errors_of(suite_file, models=[{"source": "tiny-llava", "device": "cuda"}])
+        assert "'cuda', but this torch has no usable CUDA device" in msg

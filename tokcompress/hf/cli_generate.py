@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..command import Command
+from ..command import Command, positive_int
 
 
 DEFAULT_RATIO = 0.25
@@ -34,10 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     budget.add_argument("--ratio", type=float, help=f"fraction of visual tokens kept per sample (default {DEFAULT_RATIO})")
     parser.add_argument("--image", type=Path, help="image file (--model; default: the bundled demo image)")
     parser.add_argument("--prompt", help="question about the image")
-    parser.add_argument("--max-new-tokens", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=5, help="paired timing rounds after one warm-up round")
+    parser.add_argument("--max-new-tokens", type=positive_int, default=16)
+    parser.add_argument("--repeats", type=positive_int, default=5, help="paired timing rounds after one warm-up round")
     parser.add_argument("--save-overlay", type=Path, metavar="PNG", help="write the image with each configuration's kept patches")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own)")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's own)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 

@@ -13,6 +13,7 @@ Where the pruner runs is the spec's ``apply`` block: each placement is its own s
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 import weakref
@@ -90,6 +91,7 @@ class PruningHandle:
         self.state = CallState()
         self.stats: PruneStats | None = None
         self._warned_keep_all = False
+        self._owner: int | None = None  # thread running a forward of the attached model
         self.last_selection: list[torch.Tensor] | None = None
         self._undo: list[Any] = []
         self.decoder = adapter.decoder()
@@ -148,7 +150,19 @@ class PruningHandle:
         chosen = selection if selection is not None else self.last_selection
         if chosen is None:
             raise InputError("freeze() without a selection needs a pruned call first")
-        self.state.frozen = [torch.as_tensor(c, dtype=torch.long) for c in chosen]
+        rows = []
+        for b, c in enumerate(chosen):
+            c = torch.as_tensor(c)
+            if c.dim() != 1 or c.is_floating_point() or c.dtype == torch.bool:
+                raise InputError(f"freeze(): row {b} must be a 1-D tensor of int positions, got {tuple(c.shape)} {c.dtype}")
+            c = torch.sort(c.long()).values
+            if len(c) and int(c[0]) < 0:
+                raise InputError(f"freeze(): row {b} holds a negative position {int(c[0])}")
+            if len(c) > 1 and bool((c[1:] == c[:-1]).any()):
+                dup = int(c[1:][c[1:] == c[:-1]][0])
+                raise InputError(f"freeze(): row {b} names position {dup} twice; each kept token is fed once")
+            rows.append(c)
+        self.state.frozen = rows
 
     def unfreeze(self) -> None:
         self.state.frozen = None
@@ -173,6 +187,8 @@ class PruningHandle:
     def _install(self) -> None:
         self._undo.append(self._capture_image_inputs())
         self.hook(self.model, self._on_model)
+        h = self.model.register_forward_hook(self._on_model_done, always_call=True)
+        self._undo.append(h.remove)
         self.hook(self.decoder, self._on_lm)
         self.hook(self.decoder, self._on_lm_done, post=True)
         self._undo += self.strategy.install()
@@ -214,6 +230,14 @@ class PruningHandle:
 
     # -- hooks shared by every placement ------------------------------------------------------
     def _on_model(self, module: nn.Module, args: tuple, kwargs: dict):
+        me = threading.get_ident()
+        if self._owner is not None and self._owner != me:
+            raise InputError(
+                f"{type(self.model).__name__} with a tokcompress pruner attached is already running a forward in another "
+                "thread; the handle keeps per-call state, so one attached model serves one thread at a time: "
+                "use one model (and one attach) per thread, or a lock around generate"
+            )
+        self._owner = me
         state = self.state
         state.new_call()
         ids = kwargs.get("input_ids", args[0] if args else None)
@@ -245,6 +269,9 @@ class PruningHandle:
             raise InputError("decoding after pruning needs a 2-D attention_mask (or None), got a prepared mask")
         state.step = Step(mask, past, ids.shape[1])
         return self.strategy.decode_inputs(args, kwargs)
+
+    def _on_model_done(self, module: nn.Module, args: tuple, output: Any) -> None:
+        self._owner = None
 
     def _on_lm(self, module: nn.Module, args: tuple, kwargs: dict):
         embeds = kwargs.get("inputs_embeds")

@@ -47,12 +47,23 @@ class LoadedModel:
 
 
 def resolve_device(device: str) -> torch.device:
+    """``auto`` (CUDA when available), or a torch device that exists on this machine."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except RuntimeError as exc:
-        raise InputError(f"model field 'device': {device!r} is not a torch device ({exc})") from None
+        raise InputError(f"model field 'device': {device!r} is not a torch device (expected auto, cpu, cuda, cuda:N)"
+                         f": {str(exc)[:120]}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"model field 'device': {device!r}, but this torch has no usable CUDA device "
+                             f"(torch {torch.__version__}); use 'cpu' or 'auto'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InputError(f"model field 'device': {device!r}, but only {torch.cuda.device_count()} CUDA device(s) exist")
+    elif dev.type not in ("cpu", "mps", "xpu"):
+        raise InputError(f"model field 'device': {device!r} is not supported (expected auto, cpu, cuda, cuda:N)")
+    return dev
 
 
 def tiny_family(source: str) -> str | None:

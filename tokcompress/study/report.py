@@ -284,7 +284,7 @@ def write_report(
     """Print the tables and write ``summary.json``, ``plots/*.png`` and ``report.html`` under `out_dir`."""
     if not Path(db_path).is_file():
         raise FileNotFoundError(f"no results database at {db_path}")
-    with ResultsDB(db_path) as db:
+    with ResultsDB(db_path, create=False) as db:
         rows = db.rows({"suite": suite} if suite else None)
     if not rows:
         raise ValueError(f"results database {db_path} holds no rows" + (f" for suite {suite!r}" if suite else ""))

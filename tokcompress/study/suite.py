@@ -75,7 +75,27 @@ class ModelEntry(_Strict):
             tiny_family(self.source)  # an unknown tiny family is a suite error, caught before anything loads
         except TokcompressError as exc:
             raise ValueError(str(exc)) from None
+        if self.tiny:
+            import inspect
+
+            from ..hf.tiny import tiny_config
+
+            known = [p for p in inspect.signature(tiny_config).parameters if p != "family"]
+            for key, value in self.tiny.items():
+                if key not in known:
+                    raise ValueError(f"'tiny': " + unknown_name("option", key, known))
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise ValueError(f"'tiny': option {key!r} must be an int >= 1, got {value!r}")
         return self
+
+    @field_validator("device")
+    @classmethod
+    def _device_exists(cls, device: str) -> str:
+        """The device must exist on this machine: a suite fails at load, not at its first row."""
+        from .models import resolve_device
+
+        resolve_device(device)
+        return device
 
     @property
     def name(self) -> str:

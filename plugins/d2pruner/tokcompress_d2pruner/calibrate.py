@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -310,8 +311,14 @@ def calibrate(
         "seed": settings.seed,
     }
     path = save_profile(out, maps, meta)
-    png = plot_profile(maps, path.with_suffix(".png"), f"{settings.model.source}, layer {settings.layer - 1}, "
-                       f"{acc.images} images") if heatmap else None
+    png = None
+    if heatmap:
+        try:
+            png = plot_profile(maps, path.with_suffix(".png"), f"{settings.model.source}, layer {settings.layer - 1}, "
+                               f"{acc.images} images")
+        except ImportError:  # the profile is written; the picture needs the optional plotting extra
+            print("note: matplotlib is not installed (pip install 'tokcompress[plots]'): no heat map written",
+                  file=sys.stderr)
     return CalibrationResult(path, png, maps, acc.images, len(todo))
 
 

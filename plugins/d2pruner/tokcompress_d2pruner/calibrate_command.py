@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from tokcompress.command import Command
+from tokcompress.command import Command, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,15 +21,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "prompt, else 'Describe this image.')")
     parser.add_argument("--layer", type=int, default=2, help="pruning layer K; attention is read at layer K-1 (default 2, the presets' K)")
     parser.add_argument("-o", "--out", type=Path, required=True, help="output path without suffix: writes OUT.safetensors, OUT.json, OUT.png")
-    parser.add_argument("--num-images", type=int, help="seeded random subset of this many images (default: all)")
+    parser.add_argument("--num-images", type=positive_int, help="seeded random subset of this many images (default: all)")
     parser.add_argument("--seed", type=int, default=42, help="seed of the image subset and of tiny model weights (default 42)")
     parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default="float32")
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1, ...")
     parser.add_argument("--fresh", action="store_true", help="ignore a saved calibration state and start over")
-    parser.add_argument("--checkpoint-every", type=int, default=25, help="save the running sums every N images (default 25)")
+    parser.add_argument("--checkpoint-every", type=positive_int, default=25, help="save the running sums every N images (default 25)")
     parser.add_argument("--no-heatmap", action="store_true", help="skip OUT.png")
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own; 1 is fastest for tiny models on a busy machine)")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's own; 1 is fastest for tiny models on a busy machine)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,16 +39,10 @@ def run(args: argparse.Namespace) -> int:
 
     from .calibrate import DEFAULT_PROMPT, CalibrationSettings, calibrate, list_images
 
-    if args.num_images is not None and args.num_images < 1:
-        print(f"error: --num-images must be >= 1, got {args.num_images}", file=sys.stderr)
-        return 2
-    if args.checkpoint_every < 1:
-        print(f"error: --checkpoint-every must be >= 1, got {args.checkpoint_every}", file=sys.stderr)
-        return 2
     if args.threads is not None:
         import torch
 
-        torch.set_num_threads(max(1, args.threads))
+        torch.set_num_threads(args.threads)
     source = get_catalog().entries("model_source").get(args.model)
     own_images = getattr(source.cls, "calibration_images", None) if source else None
     if args.images is None and own_images is None:

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from tokcompress.command import Command
+from tokcompress.command import Command, positive_int
 
 PRUNERS = ("d2pruner", "fastv", "divprune", "uniform", "random")
 """The configurations the demo compares; ``d2pruner`` uses the grounding model's measured profile."""
@@ -35,15 +35,15 @@ TIMING_PRESETS = ("d2pruner", "fastv", "divprune", "uniform")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--samples", type=int, default=60, help="test questions per configuration, half of each task (default 60)")
-    p.add_argument("--budgets", type=int, nargs="+", default=[128, 64, 28, 16], help="visual tokens kept of 256")
+    p.add_argument("--samples", type=positive_int, default=60, help="test questions per configuration, half of each task (default 60)")
+    p.add_argument("--budgets", type=positive_int, nargs="+", default=[128, 64, 28, 16], help="visual tokens kept of 256")
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="folder for the results database, report and picture")
-    p.add_argument("--timing-layers", type=int, default=8, help="decoder layers of the timing model")
-    p.add_argument("--timing-hidden", type=int, default=1024, help="decoder width of the timing model")
-    p.add_argument("--timing-keep", type=int, default=64, help="visual tokens kept of 576 when timing")
-    p.add_argument("--repeats", type=int, default=5, help="paired timing rounds (after one warm-up round)")
+    p.add_argument("--timing-layers", type=positive_int, default=8, help="decoder layers of the timing model")
+    p.add_argument("--timing-hidden", type=positive_int, default=1024, help="decoder width of the timing model")
+    p.add_argument("--timing-keep", type=positive_int, default=64, help="visual tokens kept of 576 when timing")
+    p.add_argument("--repeats", type=positive_int, default=5, help="paired timing rounds (after one warm-up round)")
     p.add_argument("--no-timing", action="store_true", help="skip part 3")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's own)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,13 +55,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     from tokcompress.errors import TokcompressError
 
-    for name, value in (("--samples", args.samples), ("--repeats", args.repeats), ("--timing-keep", args.timing_keep)):
-        if value < 1:
-            print(f"error: {name} must be >= 1, got {value}", file=sys.stderr)
-            return 2
-    if any(b < 1 for b in args.budgets):
-        print(f"error: --budgets must be >= 1, got {args.budgets}", file=sys.stderr)
-        return 2
     try:
         return _run(args)
     except TokcompressError as exc:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ...command import Command
+from ...command import Command, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metric", action="append", help="only this metric (repeatable; default: every recorded one)")
     parser.add_argument("--no-plots", action="store_true", help="tables and HTML only")
     parser.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
-    parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    parser.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples (default 2000)")
 
 
 def run(args: argparse.Namespace) -> int:
