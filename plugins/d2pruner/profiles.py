@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from tokcompress.errors import SpecError, TokcompressError
+from tokcompress.documents import read_document
+from tokcompress.errors import DocumentError, SpecError, TokcompressError, shorten
 from tokcompress.layout import Grid
 
 __all__ = [
@@ -248,7 +249,7 @@ def load_profile(name_or_path: str | Path) -> Profile:
     except (SafetensorError, OSError, ValueError) as exc:
         raise ProfileError(f"profile {name_or_path!r}: cannot read {st_path} as safetensors: {exc}") from None
     try:
-        meta = json.loads(json_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ProfileError(f"profile {name_or_path!r}: cannot read {json_path} as JSON: {exc}") from None
+        meta = read_document(json_path, "profile metadata")
+    except DocumentError as exc:
+        raise ProfileError(f"profile {shorten(str(name_or_path))}: cannot read {json_path} as JSON: {exc}") from None
     return Profile(str(meta.get("name", st_path.stem)) if isinstance(meta, dict) else st_path.stem, maps, meta, st_path)

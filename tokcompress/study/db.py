@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-__all__ = ["KEY_FIELDS", "ResultsDB", "RowKey", "SCHEMA_VERSION"]
+from ..errors import TokcompressError
+
+__all__ = ["KEY_FIELDS", "ResultsDB", "ResultsDBError", "RowKey", "SCHEMA_VERSION"]
 
 SCHEMA_VERSION = 1
 KEY_FIELDS = ("model", "dataset", "sample", "spec_hash", "budget", "seed", "config_hash")
@@ -61,6 +63,10 @@ class RowKey:
         return {f: getattr(self, f) for f in KEY_FIELDS}
 
 
+class ResultsDBError(TokcompressError, ValueError):
+    """A file given as the results database is not one (or cannot be opened)."""
+
+
 class ResultsDB:
     """SQLite results store; use as a context manager or call `close()`."""
 
@@ -69,10 +75,14 @@ class ResultsDB:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.conn = sqlite3.connect(self.path, timeout=30.0)
         self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")  # readers (report) never block the writer
-        self.conn.execute("PRAGMA synchronous=NORMAL")  # durable across process kills in WAL mode
-        self.conn.executescript(_SCHEMA)
-        found = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        try:
+            self.conn.execute("PRAGMA journal_mode=WAL")  # readers (report) never block the writer
+            self.conn.execute("PRAGMA synchronous=NORMAL")  # durable across process kills in WAL mode
+            self.conn.executescript(_SCHEMA)
+            found = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:  # e.g. a YAML file passed as the database: a message, not a traceback
+            self.conn.close()
+            raise ResultsDBError(f"{self.path} is not a usable results database: {exc}") from None
         if found is None:
             self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             self.conn.commit()

@@ -20,9 +20,9 @@ import json
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..documents import read_document
 from ..errors import TokcompressError, unknown_name
 from ..spec import SPEC_SUFFIXES, PrunerSpec, load_spec
 
@@ -291,14 +291,7 @@ def _read_suite(source: "str | Path | dict[str, Any]") -> tuple[Any, str, Path]:
         if str(source) not in shipped:
             raise SuiteError(unknown_name("suite (and no such file)", str(source), shipped))
         path = shipped[str(source)]
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SuiteError(f"cannot read suite file {path}: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SuiteError(f"suite file {path} is not valid YAML: {exc}") from None
+    data = read_document(path, "suite file", error=SuiteError)
     return data, str(path), path.resolve().parent
 
 
