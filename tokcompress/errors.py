@@ -45,9 +45,9 @@ class StageError(TokcompressError, RuntimeError):
 def unknown_name(what: str, name: object, available: Iterable[str]) -> str:
     """Message for an unknown name: the name, a close match if any, and every available name."""
     names = sorted(available)
-    close = difflib.get_close_matches(str(name), names, n=1)
+    close = difflib.get_close_matches(str(name), names, n=1) if len(str(name)) <= 200 else []
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    return f"unknown {what} {name!r}.{hint} Available: {', '.join(names) if names else '(none)'}"
+    return f"unknown {what} {shorten(name)}.{hint} Available: {', '.join(names) if names else '(none)'}"
 
 
 _REPR = reprlib.Repr()

@@ -24,7 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from tokcompress.documents import read_document
-from tokcompress.errors import DocumentError, SpecError, TokcompressError, shorten
+from tokcompress.errors import SpecError, TokcompressError
 from tokcompress.layout import Grid
 
 __all__ = [
@@ -248,8 +248,5 @@ def load_profile(name_or_path: str | Path) -> Profile:
         maps = load_file(str(st_path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ProfileError(f"profile {name_or_path!r}: cannot read {st_path} as safetensors: {exc}") from None
-    try:
-        meta = read_document(json_path, "profile metadata")
-    except DocumentError as exc:
-        raise ProfileError(f"profile {shorten(str(name_or_path))}: cannot read {json_path} as JSON: {exc}") from None
+    meta = read_document(json_path, "profile metadata", error=ProfileError)  # bounded, strict JSON
     return Profile(str(meta.get("name", st_path.stem)) if isinstance(meta, dict) else st_path.stem, maps, meta, st_path)

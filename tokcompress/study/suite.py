@@ -23,7 +23,7 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..documents import read_document
-from ..errors import TokcompressError, unknown_name
+from ..errors import TokcompressError, shorten, unknown_name
 from ..spec import SPEC_SUFFIXES, PrunerSpec, load_spec
 
 __all__ = ["Budget", "ModelEntry", "Placement", "Suite", "SuiteError", "load_suite", "stable_hash"]
@@ -67,7 +67,7 @@ class ModelEntry(_Strict):
     @model_validator(mode="after")
     def _tiny_options_only_for_tiny(self) -> "ModelEntry":
         if self.tiny and not self.source.startswith("tiny-"):
-            raise ValueError(f"'tiny' options apply to tiny-* models only, not {self.source!r}")
+            raise ValueError(f"'tiny' options apply to tiny-* models only, not {shorten(self.source)}")
         from .models import tiny_family
 
         try:
@@ -91,7 +91,7 @@ class Budget(_Strict):
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
         if isinstance(value, bool):
-            raise ValueError(f"a budget must be a keep count (int >= 1) or a ratio (float in (0, 1]), got {value!r}")
+            raise ValueError(f"a budget must be a keep count (int >= 1) or a ratio (float in (0, 1]), got {shorten(value)}")
         if isinstance(value, int):
             return {"keep": value}
         if isinstance(value, float):
@@ -122,7 +122,7 @@ class Placement(_Strict):
     @model_validator(mode="after")
     def _layer_only_in_llm(self) -> "Placement":
         if self.layer is not None and self.placement != "layer":
-            raise ValueError(f"'layer' applies to placement 'layer' only, not {self.placement!r}")
+            raise ValueError(f"'layer' applies to placement 'layer' only, not {shorten(self.placement)}")
         return self
 
     @property
@@ -257,7 +257,7 @@ def _no_duplicates(items: list[Any], what: str) -> None:
     seen = set()
     for i, item in enumerate(items):
         if item in seen:
-            raise ValueError(f"duplicate {what} {item!r} at position {i}")
+            raise ValueError(f"duplicate {what} {shorten(item)} at position {i}")
         seen.add(item)
 
 
@@ -313,7 +313,7 @@ def _explain(exc: ValidationError, origin: str) -> SuiteError:
             fields = _fields_at(loc[:-1])
             msg = unknown_name("field", loc[-1], fields) if fields else msg
         elif err["type"] not in ("missing", "value_error") and "input" in err and not isinstance(err["input"], dict):
-            msg += f" (got {err['input']!r})"
+            msg += f" (got {shorten(err['input'])})"
         lines.append(f"  {where}: {msg}")
     return SuiteError(f"invalid suite {origin}:\n" + "\n".join(dict.fromkeys(lines)))
 
@@ -354,7 +354,7 @@ class LoadedSuite:
                 problems.append(f"  field 'specs.{i}': {_indent(str(exc))}")
         labels = [label for label, _ in specs]
         for label in {x for x in labels if labels.count(x) > 1}:
-            problems.append(f"  field 'specs': two specs are labelled {label!r}; give one a 'label'")
+            problems.append(f"  field 'specs': two specs are labelled {shorten(label)}; give one a 'label'")
         if "unpruned" in labels and suite.include_unpruned:
             problems.append("  field 'specs': the label 'unpruned' is reserved for the reference rows")
         metrics = []
@@ -398,7 +398,7 @@ def _build(entries: dict, kind: str, where: str, entry: MetricEntry | DatasetEnt
     except ValidationError as exc:
         return [
             f"  field {where + '.' + '.'.join(str(p) for p in e['loc'])!r}: {e['msg']}"
-            + (f" (got {e['input']!r}; {kind} {entry.name!r})" if e["type"] != "extra_forbidden" else
+            + (f" (got {shorten(e['input'])}; {kind} {entry.name!r})" if e["type"] != "extra_forbidden" else
                f"; {kind} {entry.name!r} takes: {', '.join(known.cls.Params.model_fields) or '(no parameters)'}")
             for e in exc.errors()
         ]
