@@ -34,15 +34,20 @@ def resolve_budget(num_tokens: int, keep: int | None = None, ratio: float | None
     """
     if (keep is None) == (ratio is None):
         raise InputError(f"pass exactly one of keep= or ratio=, got keep={keep!r}, ratio={ratio!r}")
-    if keep is not None:
-        if isinstance(keep, bool) or not isinstance(keep, int):
-            raise InputError(f"keep must be an int, got {keep!r} ({type(keep).__name__})")
+    import numbers  # local imports: keep this change inside the function (pruner.py is being redesigned)
+
+    from .component import is_bool
+    from .errors import shorten
+
+    if keep is not None:  # numbers.Integral/Real: numpy scalars are welcome, booleans are not
+        if is_bool(keep) or not isinstance(keep, numbers.Integral):
+            raise InputError(f"keep must be an int, got {shorten(keep)} ({type(keep).__name__})")
         if keep <= 0:
-            raise InputError(f"keep must be >= 1, got {keep}")
-        return min(keep, num_tokens)
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not (0 < ratio <= 1):
-        raise InputError(f"ratio must be a number in (0, 1], got {ratio!r}")
-    return min(num_tokens, max(1, math.floor(num_tokens * ratio + 1e-9)))
+            raise InputError(f"keep must be >= 1, got {shorten(keep)}")
+        return min(int(keep), num_tokens)
+    if is_bool(ratio) or not isinstance(ratio, numbers.Real) or not (0 < ratio <= 1):
+        raise InputError(f"ratio must be a number in (0, 1], got {shorten(ratio)}")
+    return min(num_tokens, max(1, math.floor(num_tokens * float(ratio) + 1e-9)))
 
 
 @dataclass(frozen=True)

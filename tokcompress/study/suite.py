@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..component import Seed, StrictNumbers, is_bool
 from ..documents import read_document
 from ..errors import TokcompressError, shorten, unknown_name
 from ..spec import SPEC_SUFFIXES, PrunerSpec, load_spec
@@ -39,7 +41,7 @@ def stable_hash(obj: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-class _Strict(BaseModel):
+class _Strict(StrictNumbers):  # numbers strict as in component Params: `true` is not 1
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -55,7 +57,7 @@ class ModelEntry(_Strict):
     """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:1``..."""
     attn_implementation: Optional[str] = "sdpa"
     """Passed to ``from_pretrained``; the integration computes the attention it needs without eager."""
-    seed: int = 0
+    seed: Seed = 0
     """Seed of the random weights of ``tiny-*`` models (ignored for checkpoints)."""
     gpus: float = Field(0, ge=0)
     """GPUs a Ray worker reserves for this model (``--backend ray``); 0 = CPU only."""
@@ -90,12 +92,12 @@ class Budget(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
-        if isinstance(value, bool):
+        if is_bool(value):
             raise ValueError(f"a budget must be a keep count (int >= 1) or a ratio (float in (0, 1]), got {shorten(value)}")
-        if isinstance(value, int):
-            return {"keep": value}
-        if isinstance(value, float):
-            return {"ratio": value}
+        if isinstance(value, numbers.Integral):  # numpy scalars too
+            return {"keep": int(value)}
+        if isinstance(value, numbers.Real):
+            return {"ratio": float(value)}
         return value
 
     @model_validator(mode="after")
@@ -183,7 +185,7 @@ class Suite(_Strict):
     placements: Optional[list[Placement]] = Field(None, min_length=1)
     metrics: Optional[list[MetricEntry]] = Field(None, min_length=1)
     """Default: the label-free set (`tokcompress.study.metrics.DEFAULT_METRICS`)."""
-    seeds: list[int] = Field([0], min_length=1)
+    seeds: list[Seed] = Field([0], min_length=1)
     include_unpruned: bool = True
     """Also record the unpruned model as spec ``unpruned`` (the reference line in plots)."""
     generation: Generation = Generation()
