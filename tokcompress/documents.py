@@ -112,16 +112,20 @@ class _SafeLoader(yaml.SafeLoader):
                 continue  # a list/mapping key is unhashable; the constructor reports it
             key = "<<" if key_node.tag == _MERGE_TAG else self.construct_object(key_node)
             try:
-                first = seen.setdefault(key, key_node)
-            except TypeError:  # unhashable (e.g. !!binary is hashable, but be safe)
+                first = seen.get(key)
+            except TypeError:  # not hashable: the constructor reports it
                 continue
-            if first is not key_node:
+            if first is None:
+                seen[key] = key_node
+            elif first is key_node:  # an alias used twice as a key: the same node, positioned at its anchor
+                raise _problem(node.start_mark, f"duplicate key {shorten(key_node.value)} in this mapping "
+                                                "(the same alias used twice as a key)")
+            else:
                 same = "" if first.value == key_node.value else f" as {shorten(first.value)}"
-                raise ComposerError(
-                    None, None,
+                raise _problem(
+                    key_node.start_mark,
                     f"duplicate key {shorten(key_node.value)} (first{same} at line {first.start_mark.line + 1}, "
                     f"column {first.start_mark.column + 1}); a key may appear once per mapping",
-                    key_node.start_mark,
                 )
         return node
 

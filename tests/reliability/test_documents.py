@@ -225,6 +225,8 @@ def test_plain_yaml_and_json_still_parse():
 def test_keys_equal_after_resolution_are_duplicates():
     with pytest.raises(DocumentError, match=r"line 2, column 1: duplicate key 'true' \(first as '1' at line 1"):
         parse_document("1: a\ntrue: b\n", "t", ".yaml")
+    with pytest.raises(DocumentError, match=r"line 2, column 4: duplicate key 'name' in this mapping \(the same alias"):
+        parse_document("k: &k name\nm: {*k : 1, *k : 2}\n", "t", ".yaml")
 
 
 def test_nested_json_duplicate_is_located_in_its_own_object():
