@@ -294,5 +294,5 @@ def test_a_long_unknown_name_is_not_echoed():
                                        "once the spec.py redesign lands")
 def test_a_long_value_in_a_spec_is_not_echoed():
     with pytest.raises(SpecError) as err:
-        load_spec({"selector": "topk", "placement": LONG})
+        load_spec({"selector": {"name": "random", "seed": LONG}})
     assert len(str(err.value)) < MAX_MESSAGE

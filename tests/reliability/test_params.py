@@ -183,7 +183,7 @@ def test_a_fractional_value_is_not_an_integer(label, name):
 # -- the same rules as users meet them ------------------------------------------------------------------------
 def test_a_boolean_in_a_spec_file_names_stage_field_and_value(tmp_path):
     path = tmp_path / "s.yaml"
-    path.write_text("scorer: attention\ngraph: cosine\nselector: {name: greedy_mis, pivot_ratio: true}\n")
+    path.write_text("scorer: attention\ngraph: semantic\nselector: {name: greedy_mis, pivot_ratio: true}\n")
     with pytest.raises(SpecError) as err:
         tokcompress.load_spec(path)
     msg = str(err.value)
@@ -199,10 +199,11 @@ def test_a_seed_beyond_int64_is_refused_at_validation():
 
 
 def test_numpy_scalars_and_yaml_ints_are_welcome():
-    spec = tokcompress.load_spec({"scorer": "attention", "graph": "cosine",
+    spec = tokcompress.load_spec({"scorer": "attention", "graph": "semantic",
                                   "selector": {"name": "greedy_mis", "pivot_ratio": np.float32(0.25), "window": np.int64(8)}})
     assert spec.selector.pivot_ratio == 0.25 and type(spec.selector.window) is int
-    assert tokcompress.load_spec({"scorer": {"name": "text_relevance", "eps": 1}, "selector": "topk"}).scorer.eps == 1.0
+    scorer = {"name": "text_relevance", "eps": 1, "image": "features", "text": "text_features"}
+    assert tokcompress.load_spec({"scorer": scorer, "selector": "topk"}).scorer.eps == 1.0
 
 
 @pytest.mark.parametrize("field, value, words", [

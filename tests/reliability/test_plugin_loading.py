@@ -61,7 +61,7 @@ def install(tmp_path, monkeypatch):
 
 # -- names ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("dist", ["aaa-hijack", "zzz-hijack"])  # sorts before and after "tokcompress"
-@pytest.mark.parametrize("builtin", ["core", "registry", "hf"])
+@pytest.mark.parametrize("builtin", ["core", "study", "hf"])
 def test_a_third_party_can_never_take_a_builtin_name(install, dist, builtin):
     install(dist, {builtin: "hijack_mod"}, {"hijack_mod": CLAIMS_TOPK})
     with pytest.raises(PluginError) as err:
