@@ -290,8 +290,6 @@ def test_a_long_unknown_name_is_not_echoed():
     assert "unknown selector 'zzz" in str(err.value) and len(str(err.value)) < MAX_MESSAGE
 
 
-@pytest.mark.xfail(strict=True, reason="spec._explain echoes pydantic's input whole; bound it (errors.shorten) "
-                                       "once the spec.py redesign lands")
 def test_a_long_value_in_a_spec_is_not_echoed():
     with pytest.raises(SpecError) as err:
         load_spec({"selector": {"name": "random", "seed": LONG}})
