@@ -51,8 +51,12 @@ def pdf_size(path) -> tuple[float, float]:
 
 
 def test_every_figure_file_has_the_declared_size_and_dpi(tmp_path):
-    figures = write_figures(tables_for(tmp_path, ["fastv", "d2pruner", "random"]), tmp_path / "plots")
+    tables = tables_for(tmp_path, ["fastv", "d2pruner", "random"])
+    figures = write_figures(tables, tmp_path / "plots")
     written = [f for f in figures if f.written]
+    again = write_figures(tables, tmp_path / "again")  # reproducible: the same bytes every time
+    assert [p.read_bytes() for f in again for p in f.paths.values()] == [
+        p.read_bytes() for f in figures for p in f.paths.values()]
     assert {f.kind for f in written} == {"metric", "panels"}
     for f in written:
         assert set(f.paths) == set(style.FORMATS) == {"png", "svg", "pdf"}

@@ -79,6 +79,7 @@ def rc() -> dict[str, Any]:
         "figure.dpi": DPI,
         "savefig.dpi": DPI,
         "svg.fonttype": "none",  # text stays text in SVG: searchable, editable
+        "svg.hashsalt": "tokcompress",  # the same figure gives the same SVG file
         "pdf.fonttype": 42,  # TrueType in PDF: journals reject Type 3 fonts
         "ps.fonttype": 42,
         "figure.constrained_layout.use": True,
