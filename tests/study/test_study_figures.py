@@ -76,6 +76,10 @@ def test_degenerate_metrics_are_skipped_with_the_reason(tmp_path):
     assert figures[("metric", "kept_tokens")].skipped == "equals the x axis (retained visual tokens)"
     assert figures[("metric", "exact_match")].skipped == "constant: every value is 0"
     assert not figures[("metric", "kept_tokens")].paths and not list((tmp_path / "plots").glob("*kept_tokens*"))
+    # an earlier report's file of a figure that is skipped now is removed, not left to mislead
+    (tmp_path / "plots" / "m__d__exact_match.png").write_bytes(b"stale")
+    write_figures(tables_for(tmp_path / "again", ["fastv", "d2pruner"]), tmp_path / "plots")
+    assert not (tmp_path / "plots" / "m__d__exact_match.png").exists()
     panels = figures[("panels", "all")]
     assert panels.written and "kept_tokens (equals the x axis" in panels.notes[0] and "exact_match (constant" in panels.notes[0]
     agreement = figures[("metric", "first_token_agreement")]

@@ -9,7 +9,8 @@ import pytest
 
 from report_db import write_db
 from tokcompress.study.report import write_report
-from tokcompress.study.tables import display_main, format_p, main_frame, number_format, paired_frame, sig
+from tokcompress.study.tables import (DisplayTable, NumberFormat, display_main, format_p, main_frame, number_format,
+                                      paired_frame, sig, to_markdown)
 
 VALUES = {
     ("unpruned", "all"): {"kl_next_token": [0.0] * 6, "first_token_agreement": [1.0] * 6},
@@ -79,5 +80,12 @@ def test_csv_and_latex_round_trip(tmp_path):
     # Markdown: the same table
     md = (folder / f"{kl.key}.md").read_text()
     assert "| my_spec" in md and parsed["fastv"][0] in md and "n = 6 per cell unless marked" in md
+    pmd = (folder / "m__d__first_token_agreement__paired.md").read_text()
+    assert "| McNemar (1/4) | 0.375 | 0.375      | n.s." in pmd
     ptex = (folder / f"{kl.key}__paired.tex").read_text()
     assert "my\\_spec" in ptex and "Wilcoxon" in ptex and "spec minus fastv" in ptex
+
+
+def test_markdown_keeps_significant_zeros():
+    table = DisplayTable("caption", ["p", "mean"], [("fastv", ["1.000", "0.500"])], NumberFormat())
+    assert "| fastv  | 1.000 | 0.500  |" in to_markdown(table)  # not re-parsed into 1 and 0.5

@@ -306,4 +306,8 @@ def write_figures(tables: list[MetricTable], folder: Path) -> list[FigureFiles]:
         groups.setdefault((t.model, t.dataset), []).append(t)
     for group in groups.values():
         figures.append(plot_panels(group, folder / group[0].group))
+    for f in figures:  # a figure skipped now must not leave an earlier report's file behind
+        if f.skipped:
+            for fmt in style.FORMATS:
+                (folder / f"{f.key}.{fmt}").unlink(missing_ok=True)
     return figures

@@ -272,7 +272,8 @@ def to_latex(d: DisplayTable, label: str, raw_columns: Iterable[str] = ()) -> st
 
 
 def to_markdown(d: DisplayTable) -> str:
-    return f"**{d.caption}**\n\n" + _frame(d).to_markdown(index=False) + "\n"
+    # disable_numparse: tabulate would otherwise re-parse "1.00" as 1 and drop the significant zeros
+    return f"**{d.caption}**\n\n" + _frame(d).to_markdown(index=False, disable_numparse=True) + "\n"
 
 
 def write_tables(tables: list["MetricTable"], paired: list["PairedTable"], folder: Path) -> list[Path]:
