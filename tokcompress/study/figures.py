@@ -261,7 +261,7 @@ def plot_panels(tables: list[MetricTable], stem: Path) -> FigureFiles:
     if left_out:
         out.notes.append("left out: " + "; ".join(left_out))
     if len(shown) < 2:
-        out.skipped = f"{len(shown)} metric(s) to show; the single-metric figure suffices"
+        out.skipped = "no metric to show" if not shown else "one metric to show: its own figure suffices"
         return out
     import matplotlib
 
