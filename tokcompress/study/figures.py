@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from . import style
+from .aggregate import MetricTable
 from .plan import UNPRUNED
-from .report import MetricTable
 from .tables import sig
 
 __all__ = ["FigureFiles", "degenerate", "plotting_available", "plot_metric", "plot_panels", "write_figures"]

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import unknown_name
+from .aggregate import MetricTable
 from .plan import UNPRUNED
-from .report import MetricTable
 from .stats import PairedResult, holm, paired_compare
 
 __all__ = ["PairedRow", "PairedTable", "build_paired", "default_baseline"]

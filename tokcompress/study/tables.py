@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Iterable
 import pandas as pd
 
 if TYPE_CHECKING:
+    from .aggregate import MetricTable
     from .paired import PairedTable
-    from .report import MetricTable
 
 __all__ = [
     "DisplayCell",
