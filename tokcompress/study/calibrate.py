@@ -342,29 +342,25 @@ class _bar:
 
 
 def plot_profile(maps: dict[str, torch.Tensor], path: Path, title: str) -> Path:
-    """One heat map per grid kind (row 0 at the top, as in the image), single-column width per map at
-    300 dpi in the report figures' style, the colour bar labelled with what the values are."""
+    """One heat map per grid kind (row 0 at the top, as in the image)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    from . import style
-
     kinds = [k for k, v in maps.items() if v.dim() == 2]
-    with matplotlib.rc_context({**style.rc(), "axes.grid": False, "axes.spines.top": True, "axes.spines.right": True}):
-        fig, axes = plt.subplots(1, len(kinds), figsize=(style.SINGLE_COLUMN_IN * len(kinds), 2.9), squeeze=False)
-        for ax, kind in zip(axes[0], kinds):
-            im = ax.imshow(maps[kind].numpy(), cmap="viridis", interpolation="nearest")
-            ax.set_title(f"{kind} {maps[kind].shape[0]}x{maps[kind].shape[1]}")
-            ax.set_xlabel("column")
-            ax.set_ylabel("row")
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-            bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-            bar.set_label("mean attention (last prompt token)")
-        fig.suptitle(f"positional bias: {title}")
-        fig.savefig(path, format="png", dpi=style.DPI)
-        plt.close(fig)
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 3.8), dpi=100, squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        im = ax.imshow(maps[kind].numpy(), cmap="viridis", interpolation="nearest")
+        ax.set_title(f"{kind} {maps[kind].shape[0]}x{maps[kind].shape[1]}", fontsize=9)
+        ax.set_xlabel("column")
+        ax.set_ylabel("row")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.suptitle(f"positional bias: {title}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
     return path
