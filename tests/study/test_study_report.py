@@ -102,3 +102,22 @@ def test_report_shows_the_latest_settings_only(tmp_path):
     acc = next(t for t in files.tables if t.metric == "acc")
     assert all(c.estimate.mean == 0.0 for c in acc.cells.values())
     assert "30 older rows recorded with other settings are not shown" in files.html.read_text()
+
+
+def test_print_tables_keeps_its_call_form(tmp_path):
+    """``print_tables(tables, console)`` as callers (the grounding demo) use it; paired tables are optional."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from tokcompress.study.paired import build_paired
+    from tokcompress.study.report import print_tables
+
+    make_db(tmp_path / "r.sqlite", VALUES)
+    with ResultsDB(tmp_path / "r.sqlite") as db:
+        tables = build_tables(db.rows(), ["acc"])
+    out = StringIO()
+    print_tables(tables, Console(file=out, width=120))
+    assert "acc - m on d" in out.getvalue() and "difference from" not in out.getvalue()
+    print_tables(tables, Console(file=out, width=120), build_paired(tables))
+    assert "difference from fastv - acc" in out.getvalue()

@@ -30,7 +30,7 @@ PLOTS_HINT = "plots skipped: matplotlib is not installed (pip install 'tokcompre
 # -- console -----------------------------------------------------------------------------------------
 
 
-def print_tables(tables: list[MetricTable], paired: list | None = None, console=None) -> None:
+def print_tables(tables: list[MetricTable], console=None, paired: list | None = None) -> None:
     """The main tables (and the paired differences, compactly) on the terminal, numbers as in the exports."""
     from rich.console import Console
     from rich.table import Table
@@ -124,7 +124,7 @@ def write_report(
     if unregistered:
         notes.append(f"no installed metric class for {', '.join(unregistered)}: shown under the id, as continuous, no direction")
     if not quiet:
-        print_tables(tables, paired, console)
+        print_tables(tables, console, paired)
         for note in notes:
             print(f"note: {note}")
     out_dir.mkdir(parents=True, exist_ok=True)
