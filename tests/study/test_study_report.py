@@ -10,7 +10,7 @@ import pytest
 
 from tokcompress.cli import main
 from tokcompress.study.db import ResultsDB
-from tokcompress.study.report import budget_order, build_tables, write_report
+from tokcompress.study.report import MetricTable, budget_order, build_tables, write_report
 from tokcompress.study.stats import mean_ci
 
 
@@ -110,6 +110,7 @@ def test_print_tables_keeps_its_call_form(tmp_path):
 
     from rich.console import Console
 
+    from tokcompress.study.metricinfo import metric_info
     from tokcompress.study.paired import build_paired
     from tokcompress.study.report import print_tables
 
@@ -121,3 +122,5 @@ def test_print_tables_keeps_its_call_form(tmp_path):
     assert "acc - m on d" in out.getvalue() and "difference from" not in out.getvalue()
     print_tables(tables, Console(file=out, width=120), build_paired(tables))
     assert "difference from fastv - acc" in out.getvalue()
+    kl = MetricTable("m", "d", "kl_next_token", [], [], info=metric_info("kl_next_token"))
+    assert kl.title == "Next-token KL divergence (kl_next_token) - m on d"  # the id too, as the CSV names it

@@ -45,7 +45,9 @@ class MetricTable:
 
     @property
     def title(self) -> str:
-        return f"{self.info.title} - {self.model} on {self.dataset}"
+        """``Grounding accuracy (grounding_acc) - model on dataset``: the id too, as the CSV files name it."""
+        label = self.info.title if self.info.title == self.metric else f"{self.info.title} ({self.metric})"
+        return f"{label} - {self.model} on {self.dataset}"
 
     @property
     def key(self) -> str:
