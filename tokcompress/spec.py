@@ -94,14 +94,9 @@ def spec_model(catalog: Catalog) -> type[PrunerSpec]:
 
 # -- reading and merging ------------------------------------------------------------------------
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(f"cannot read spec file {path}: {exc}") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise SpecError(f"spec file {path} is not valid {path.suffix[1:].upper()}: {exc}") from None
+    from .documents import read_document  # safe, bounded, duplicate keys refused (docs/reliability.md)
+
+    data = read_document(path, "spec file", error=SpecError)
     if not isinstance(data, dict):
         raise SpecError(f"spec file {path} must hold a mapping of fields, got {type(data).__name__}")
     return data
