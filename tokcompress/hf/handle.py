@@ -71,8 +71,9 @@ def _override_apply(pruner: Pruner, renumber: bool | None, features: str | None)
         apply["positions"] = "contiguous" if renumber else "original"
     if features is not None:
         apply["features"] = features
+    block = ", ".join(f"{k}: {v}" for k, v in apply.items())
     warnings.warn(f"attach(renumber_positions=, features=) is deprecated; put them in the spec: "
-                  f"`apply: {apply}`", DeprecationWarning, stacklevel=3)
+                  f"`apply: {{{block}}}`", DeprecationWarning, stacklevel=3)
     return build_pruner({**pruner.spec.to_dict(), "apply": apply})
 
 
