@@ -27,15 +27,19 @@ class RowParams(Params):
     takes at most this many bytes (default 256 MiB: N = 2880 at batch 8); above it, rows are computed
     in blocks and on demand. The indices are the same either way except where a selection hinges on
     rounding noise (see `tokcompress.graphs.cosine` for when the bits agree)."""
-    block_size: int = Field(1024, ge=1)
-    """Rows per block when a pass over every row is needed (dense build, nearest-neighbour scan);
-    without the dense matrix a block takes ``B * block_size * N * 4`` bytes."""
+    block_size: int = Field(128, ge=1)
+    """Rows per block when a pass over every pair is needed (dense build, nearest-neighbour scan). A
+    symmetric graph's pass multiplies ``(1 + block_size / N) / 2`` of the full product; smaller
+    blocks run the matrix product less efficiently (at D = 4096, 128 was fastest at N = 576 and
+    within 3% of 256 and 512 at N = 2880). Without the dense matrix a block takes
+    ``B * block_size * N * 4`` bytes."""
     fetch_rows: int = Field(32, ge=1)
     """Without the dense matrix, on CPU: rows computed together when a pick's row is not at hand, the
-    pick's own and those of the best candidates for the next picks. At D = 4096 a product of 32 rows
-    costs about what 3 single rows do; most picks then find their row computed (DivPrune on random
-    tokens: 7 batches for 64 picks of 576, 18 for 288 of 2880). 1 computes one row per pick. On CUDA
-    rows are always computed one per pick: checking a cache would need a host sync per pick."""
+    pick's own and those of the best candidates for the next picks. At D = 4096 and N >= 2880 a
+    product of 32 rows costs about what 2 or 3 single rows do (each single row re-reads all N
+    vectors); most picks then find their row computed (max-min on random tokens: 9 batches for 64
+    picks of 576, 20 for 288 of 2880). 1 computes one row per pick. On CUDA rows are always computed
+    one per pick: checking a cache would need a host sync per pick."""
 
 
 class GraphRows:
@@ -49,6 +53,7 @@ class GraphRows:
         fits = b * n * n * 4 <= params.dense_max_bytes
         self.dense = graph.dense(params.block_size) if dense and fits else None
         self.fetch = min(params.fetch_rows, n) if graph.device.type == "cpu" else 1
+        self._offsets = torch.arange(b, device=graph.device) * n  # row b of the flattened dense matrix
         self._cand: torch.Tensor | None = None  # [B, fetch] tokens whose rows are in _cache
         self._cache: torch.Tensor | None = None  # [B, fetch, N]
 
@@ -60,7 +65,9 @@ class GraphRows:
 
     def row(self, index: torch.Tensor) -> torch.Tensor:
         """``[B, N]`` row of token ``index[b]`` in each batch row."""
-        return self.rows(index.unsqueeze(1)).squeeze(1)
+        if self.dense is None:
+            return self.graph.rows(index.unsqueeze(1)).squeeze(1).float()
+        return self.dense.view(-1, self.dense.shape[-1]).index_select(0, index + self._offsets)
 
     def pick_row(self, index: torch.Tensor, priority: torch.Tensor) -> torch.Tensor:
         """`row` for a greedy pick. Without the dense matrix (and with ``fetch_rows > 1``), rows come
