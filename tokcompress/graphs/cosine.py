@@ -32,7 +32,20 @@ class CosineGraph(Graph):
 
     def __init__(self, vectors: torch.Tensor) -> None:
         super().__init__(vectors.shape[0], vectors.shape[1], vectors.device)
-        self.unit = F.normalize(vectors.float(), dim=-1)
+        self.vectors = vectors
+        self._unit: torch.Tensor | None = None
+
+    @property
+    def unit(self) -> torch.Tensor:
+        """``[B, N, D]`` fp32 unit vectors, normalised on first use: `dense` alone never needs every
+        batch row's at once (a fresh B x N x D buffer costs page faults on every call, and memory)."""
+        if self._unit is None:
+            self._unit = F.normalize(self.vectors.float(), dim=-1)
+        return self._unit
+
+    def _unit_row(self, b: int) -> torch.Tensor:
+        """Batch row `b`'s unit vectors ``[N, D]``, the same bits as ``unit[b]``."""
+        return self._unit[b] if self._unit is not None else F.normalize(self.vectors[b].float(), dim=-1)
 
     def rows(self, index: torch.Tensor) -> torch.Tensor:
         return torch.bmm(take_rows(self.unit, index), self.unit.transpose(1, 2))
@@ -59,7 +72,7 @@ class CosineGraph(Graph):
         n = self.num_tokens
         out = torch.empty(self.batch_size, n, n, device=self.device)
         for b in range(self.batch_size):
-            u = self.unit[b]
+            u = self._unit_row(b)
             for s, e in row_blocks(n, block_size):
                 torch.mm(u[s:e], u[s:].T, out=out[b, s:e, s:])
                 diag = out[b, s:e, s:e]

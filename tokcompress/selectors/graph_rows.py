@@ -101,10 +101,8 @@ class GraphRows:
                 yield start, self.graph.row_range(start, stop).float()
 
     def upper_blocks(self) -> Iterator[tuple[int, int, torch.Tensor]]:
-        """``(start, stop, rows [B, R, N - start])``: each row block from its diagonal on, so that for a
-        `symmetric` graph every pair is read once (about half the work of `blocks`)."""
+        """``(start, stop, rows [B, R, N - start])`` computed from the graph: each row block from its
+        diagonal on, so that for a `symmetric` graph every pair is computed once (about half the work
+        of `blocks`)."""
         for start, stop in row_blocks(self.graph.num_tokens, self.block_size):
-            if self.dense is not None:
-                yield start, stop, self.dense[:, start:stop, start:]
-            else:
-                yield start, stop, self.graph.row_range(start, stop, start).float()
+            yield start, stop, self.graph.row_range(start, stop, start).float()

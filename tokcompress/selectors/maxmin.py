@@ -75,12 +75,14 @@ def nn_distance(reader: GraphRows, valid: torch.Tensor, padded: bool = True) -> 
     Padding tokens score ``-inf``; a row with a single valid token gives it ``+inf``. ``padded=False``
     promises every token is valid (no masking, and no host sync to find out). The *columns*
     are read, as DivPrune does (a rounded matrix product need not be symmetric); for a `symmetric`
-    graph they are its rows, and only the blocks on and above the diagonal are read. Distance
+    graph they are its rows: the dense matrix's, or without it only the blocks on and above the
+    diagonal, each computed once. Distance
     ``1 - s`` falls as ``s`` rises, so the second-smallest distance is ``1 -`` the second-largest
     similarity, whatever the rounding.
     """
     B, N = valid.shape
-    if reader.graph.symmetric:
+    k = min(2, N)
+    if reader.dense is None and reader.graph.symmetric:
         top = torch.full((B, 2, N), float("-inf"), device=valid.device)  # two largest per column, descending
         for s, e, rows in reader.upper_blocks():  # rows [B, R, N - s]: the pairs (i in s..e, j >= s)
             if padded:
@@ -93,14 +95,14 @@ def nn_distance(reader: GraphRows, valid: torch.Tensor, padded: bool = True) -> 
                 _merge_top2(top[:, :, s:e], _top2(right, dim=2).transpose(1, 2))
         second = top[:, 1]
     else:
+        # A symmetric graph's dense matrix is exactly symmetric: its contiguous rows are its columns.
+        columns = None if reader.dense is None or reader.graph.symmetric else reader.dense.transpose(1, 2)
         parts = []
-        columns = reader.dense.transpose(1, 2) if reader.dense is not None else None
         for start, rows in reader.blocks():
             if columns is not None:
                 rows = columns[:, start : start + rows.shape[1]]
             if padded:
                 rows = rows.masked_fill(~valid.unsqueeze(1), float("-inf"))
-            k = min(2, N)
             parts.append(rows.topk(k, dim=2).values[..., k - 1])
         second = torch.cat(parts, dim=1)
     return (1.0 - second).masked_fill_(~valid, float("-inf"))
