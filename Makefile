@@ -3,28 +3,50 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# The supported transformers range (pyproject.toml, tokcompress.hf.handle.SUPPORTED_TRANSFORMERS): .venv holds the
+# newest release, .venv-tf-low the oldest, and `make test` runs tests/hf in both.
+TF_HIGH := 5.25.0
+TF_LOW  := 5.14.0
+LOW     := .venv-tf-low
+LOW_STAMP := $(LOW)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# transformers >= 5.25 loads hub kernels by default (downloads); tests run offline and never need them.
+export USE_HUB_KERNELS := 0
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test test-tf-low venv bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# Pinned CPU wheel first: an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[test,plots,ray]'
+	# 5.25 requires kernels>=0.19.1 (only for hub kernels); where the index lacks it, install without it.
+	$(BIN)/python -m pip install -q transformers==$(TF_HIGH) 2>/dev/null \
+	  || { echo "kernels>=0.19.1 not on this index: transformers $(TF_HIGH) without it"; \
+	       $(BIN)/python -m pip install -q --no-deps transformers==$(TF_HIGH) 'huggingface-hub>=2.4'; }
 	touch $(STAMP)
+
+$(LOW_STAMP): pyproject.toml
+	test -x $(LOW)/bin/python || $(PYTHON) -m venv $(LOW)
+	$(LOW)/bin/python -m pip install -q torch==2.13.0
+	$(LOW)/bin/python -m pip install -q -e '.[test]' transformers==$(TF_LOW)
+	touch $(LOW_STAMP)
 
 venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m tokcompress.demo
 
-test: $(STAMP)
+test: $(STAMP) $(LOW_STAMP)
 	$(BIN)/python -m pytest
+	$(LOW)/bin/python -m pytest tests/hf
+
+test-tf-low: $(LOW_STAMP)
+	$(LOW)/bin/python -m pytest tests/hf
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(LOW) build *.egg-info

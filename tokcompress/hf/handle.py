@@ -66,7 +66,6 @@ def attach(model: nn.Module, pruner: "str | Path | Mapping[str, Any] | PrunerSpe
     the spec's ``features``.
     Returns a `PruningHandle`; use it as a context manager or call ``.remove()``.
     """
-    _check_transformers_version()
     if model in _attached:
         raise InputError(f"{type(model).__name__} already has a tokcompress pruner attached; remove it first")
     resolve_budget(1, keep, ratio)  # validates keep / ratio now rather than at the first call
@@ -76,25 +75,37 @@ def attach(model: nn.Module, pruner: "str | Path | Mapping[str, Any] | PrunerSpe
         raise InputError(f"features must be 'hidden' or 'normed', got {features!r}")
     if renumber_positions is None:
         renumber_positions = built.spec.positions == "contiguous"
-    handle = PruningHandle(model, find_adapter(model), built, keep, ratio, bool(renumber_positions), features)
+    adapter = find_adapter(model)
+    _check_transformers_version(adapter)
+    handle = PruningHandle(model, adapter, built, keep, ratio, bool(renumber_positions), features)
     _attached[model] = handle
     return handle
 
 
-TESTED_TRANSFORMERS = "5.23."
+SUPPORTED_TRANSFORMERS = ">=5.14,<5.26"
+"""transformers releases the hooks are tested on: `make test` runs tests/hf at both ends (5.14.x and 5.25.x).
+5.14 is the first with per-layer mask sizing (``create_causal_mask(layer_idx=...)``), which `masks` relies on."""
 
 
-def _check_transformers_version() -> None:
-    import warnings
+def _check_transformers_version(adapter: ModelAdapter | None = None) -> None:
+    """Refuse a transformers release outside the tested range (library-wide, then the adapter's own).
 
+    The hooks read model internals that move between minor releases; an untested release could give
+    wrong outputs instead of an error, so it is an error naming the range.
+    """
     import transformers
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
 
-    if not transformers.__version__.startswith(TESTED_TRANSFORMERS):
-        warnings.warn(
-            f"tokcompress.attach is tested with transformers {TESTED_TRANSFORMERS}x, found {transformers.__version__}; "
-            "the hooks read model internals that change between minor releases",
-            stacklevel=3,
-        )
+    found = Version(transformers.__version__)
+    release = Version(".".join(map(str, found.release)))  # 5.26.0.dev0 counts as 5.26.0
+    if release not in SpecifierSet(SUPPORTED_TRANSFORMERS):
+        raise InputError(f"tokcompress.attach supports transformers {SUPPORTED_TRANSFORMERS}, found "
+                         f"{transformers.__version__}; install a release in that range")
+    extra = getattr(adapter, "transformers_versions", "")
+    if extra and release not in SpecifierSet(extra):
+        raise InputError(f"the {adapter.family} adapter supports transformers {extra} (within "
+                         f"{SUPPORTED_TRANSFORMERS}), found {transformers.__version__}: {adapter.transformers_reason}")
 
 
 @dataclass
@@ -292,7 +303,7 @@ class PruningHandle:
     def _on_model(self, module: nn.Module, args: tuple, kwargs: dict):
         self._reset_call()
         ids = kwargs.get("input_ids", args[0] if args else None)
-        cache = kwargs.get("past_key_values")
+        cache = _cache_arg(kwargs)
         past = _cache_len(cache)
         if ids is None:
             if past == 0 and any(kwargs.get(k) is not None for k in _IMAGE_INPUTS):
@@ -346,7 +357,7 @@ class PruningHandle:
         embeds = kwargs.get("inputs_embeds")
         if embeds is None:
             return None
-        cache = kwargs.get("past_key_values")
+        cache = _cache_arg(kwargs)
         past = _cache_len(cache)
         B, L = embeds.shape[:2]
         call = self._call
@@ -380,7 +391,7 @@ class PruningHandle:
         if self._mode == "prefill":
             self._image_inputs = {}
             if self._pruned is not None:
-                cache = getattr(output, "past_key_values", None)
+                cache = _cache_arg(output) if isinstance(output, Mapping) else None
                 self._pruned.cache = weakref.ref(cache) if cache is not None else None
         if self.probe is not None:
             self.probe.disarm()
@@ -392,7 +403,7 @@ class PruningHandle:
             return None
         args, kwargs = list(args), dict(kwargs)
         hidden = args[0] if args else kwargs["hidden_states"]
-        cache = kwargs.get("past_key_values")
+        cache = _cache_arg(kwargs)
         if self._mode == "prefill":
             if i == self.layer:
                 hidden = self._prune_hidden(hidden)
@@ -541,6 +552,16 @@ class PruningHandle:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+def _cache_arg(kwargs: Mapping[str, Any]) -> Any:
+    """The KV cache among a forward's keyword arguments (or an output's fields).
+
+    transformers 5.24 renamed ``past_key_values`` to ``cache`` (the old name still reaches a top-level
+    ``forward`` from callers, renamed inside); both are looked up so either release works.
+    """
+    cache = kwargs.get("cache")
+    return cache if cache is not None else kwargs.get("past_key_values")
+
+
 def _cache_len(cache: Any) -> int:
     if cache is None:
         return 0

@@ -39,12 +39,15 @@ class ModelAdapter:
 
     Class attributes: ``family`` (a short unique name), ``architectures`` (model class names this
     adapter serves; matched against the class and its bases), ``vision_placement`` (whether the
-    ``vision`` placement is implemented for it).
+    ``vision`` placement is implemented for it), ``transformers_versions`` (a PEP 440 specifier the
+    adapter narrows the library's supported range with, "" for none) and ``transformers_reason``.
     """
 
     family: ClassVar[str] = ""
     architectures: ClassVar[tuple[str, ...]] = ()
     vision_placement: ClassVar[bool] = False
+    transformers_versions: ClassVar[str] = ""
+    transformers_reason: ClassVar[str] = ""
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
