@@ -9,12 +9,18 @@ TF_HIGH := 5.25.0
 TF_LOW  := 5.14.0
 LOW     := .venv-tf-low
 LOW_STAMP := $(LOW)/.installed-stamp
+# The lmms-eval plugin's tests need lmms-eval. Its full install upgrades torch to a multi-GB CUDA build (through
+# torchvision) and pulls wandb, openai, opencv, yt-dlp...; the evaluator, the CLI and the task loader import only
+# these (filelock < 4: lmms-eval 0.7.3 imports filelock._api, which filelock 4 removed).
+LMMS_EVAL := lmms-eval==0.7.3
+LMMS_DEPS := accelerate loguru sacrebleu evaluate pytz tenacity pytablewriter 'filelock<4'
+LMMS_STAMP := $(VENV)/.lmms-stamp
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 # transformers >= 5.25 loads hub kernels by default (downloads); tests run offline and never need them.
 export USE_HUB_KERNELS := 0
 
-.PHONY: demo test test-tf-low venv bench clean
+.PHONY: demo test test-tf-low venv lmms bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,12 +39,19 @@ $(LOW_STAMP): pyproject.toml
 	$(LOW)/bin/python -m pip install -q -e '.[test]' transformers==$(TF_LOW)
 	touch $(LOW_STAMP)
 
+$(LMMS_STAMP): $(STAMP) plugins/lmms_eval/pyproject.toml
+	$(BIN)/python -m pip install -q --no-deps $(LMMS_EVAL) -e plugins/lmms_eval
+	$(BIN)/python -m pip install -q $(LMMS_DEPS)
+	touch $(LMMS_STAMP)
+
 venv: $(STAMP)
+
+lmms: $(LMMS_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m tokcompress.demo
 
-test: $(STAMP) $(LOW_STAMP)
+test: $(STAMP) $(LMMS_STAMP) $(LOW_STAMP)
 	$(BIN)/python -m pytest
 	$(LOW)/bin/python -m pytest tests/hf
 
