@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-# The supported transformers range (pyproject.toml, tokcompress.hf.handle.SUPPORTED_TRANSFORMERS): .venv holds the
+# The supported transformers range (pyproject.toml, tokcompress.hf.versions.SUPPORTED_TRANSFORMERS): .venv holds the
 # newest release, .venv-tf-low the oldest, and `make test` runs tests/hf in both.
 TF_HIGH := 5.25.0
 TF_LOW  := 5.14.0
@@ -22,21 +22,25 @@ export USE_HUB_KERNELS := 0
 
 .PHONY: demo test test-tf-low venv lmms bench clean
 
-$(STAMP): pyproject.toml
+# The core and every plugin distribution of this repository, each installed from its own pyproject.
+PLUGINS  := -e plugins/baselines -e plugins/d2pruner -e plugins/grounding -e registry
+PACKAGES := -e '.[test,plots,ray]' $(PLUGINS)
+
+$(STAMP): pyproject.toml plugins/*/pyproject.toml registry/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# Pinned CPU wheel first: an unpinned torch would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test,plots,ray]'
+	$(BIN)/python -m pip install -q $(PACKAGES)
 	# 5.25 requires kernels>=0.19.1 (only for hub kernels); where the index lacks it, install without it.
 	$(BIN)/python -m pip install -q transformers==$(TF_HIGH) 2>/dev/null \
 	  || { echo "kernels>=0.19.1 not on this index: transformers $(TF_HIGH) without it"; \
 	       $(BIN)/python -m pip install -q --no-deps transformers==$(TF_HIGH) 'huggingface-hub>=2.4'; }
 	touch $(STAMP)
 
-$(LOW_STAMP): pyproject.toml
+$(LOW_STAMP): pyproject.toml plugins/*/pyproject.toml registry/pyproject.toml
 	test -x $(LOW)/bin/python || $(PYTHON) -m venv $(LOW)
 	$(LOW)/bin/python -m pip install -q torch==2.13.0
-	$(LOW)/bin/python -m pip install -q -e '.[test]' transformers==$(TF_LOW)
+	$(LOW)/bin/python -m pip install -q -e '.[test]' $(PLUGINS) transformers==$(TF_LOW)
 	touch $(LOW_STAMP)
 
 $(LMMS_STAMP): $(STAMP) plugins/lmms_eval/pyproject.toml
@@ -49,7 +53,7 @@ venv: $(STAMP)
 lmms: $(LMMS_STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m tokcompress.demo
+	$(BIN)/tokcompress demo
 
 test: $(STAMP) $(LMMS_STAMP) $(LOW_STAMP)
 	$(BIN)/python -m pytest

@@ -1,7 +1,7 @@
 """Prefill speed-up of pruning inside a VLM on CPU, fp32, against the speed-up its FLOPs predict.
 
-    python benchmarks/bench_prefill.py                  # 5 interleaved rounds, torch's default threads
-    python benchmarks/bench_prefill.py --threads 1 --rounds 7 --json out.json
+    python benchmarks/bench_prefill.py                  # 7 paired rounds, torch's default threads
+    python benchmarks/bench_prefill.py --threads 1 --rounds 9 --json out.json
 
 Model: LLaVA architecture built in code with a Llama-like decoder (hidden 1024, 8 layers, 16 heads,
 SwiGLU MLP 2816) and a one-layer CLIP tower at 336 px / 14 (576 visual tokens); prompt 8 text + 576
@@ -9,9 +9,12 @@ image + 56 text tokens; keep 64. Prefill = one forward as ``generate``'s first s
 (``use_cache=True``, ``logits_to_keep=1``). Two times per run: the *decoder* (from entering the
 language model to leaving it: the pre-LLM selection and gathers, the layer-K probe and selection,
 all decoder layers) and the *whole* prefill (plus vision tower, projector, embedding, LM head).
-Configurations run interleaved, round after round, and medians are reported, because the machine
-may be shared: a speed-up is the median over rounds of the ratio within each round (baseline and
-configuration timed seconds apart, under the same load). Predicted speed-up = unpruned / pruned decoder FLOPs (`tokcompress.flops`, SwiGLU
+Configurations run through `tokcompress.timing.time_paired`: a warm-up round, then rounds in which
+every configuration runs once in a rotated order; a speed-up is the median over rounds of the ratio
+within each round (baseline and configuration timed seconds apart, under the same load). A *bare
+decoder* fed the kept sequence directly (no tokcompress) separates the hardware's efficiency at the
+smaller size from our overhead; two keep-all rows measure the fixed cost of an attached pruner that
+prunes nothing (the shortcut, and the whole machinery with every token kept). Predicted speed-up = unpruned / pruned decoder FLOPs (`tokcompress.flops`, SwiGLU
 count ``4nd^2 + 2n^2d + 3ndm``; FastV's ``2ndm`` shown too), so it is compared with the decoder
 time. Target: measured >= 90% of predicted. The whole-prefill speed-up is lower by the work that
 pruning does not touch (vision tower and projector over all 576 tokens), reported as its share.
@@ -20,16 +23,19 @@ pruning does not touch (vision tower and projector over all 576 tokens), reporte
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
 
 import tokcompress
+from tokcompress.timing import time_paired
 
 N_TEXT_BEFORE, N_IMAGE, N_TEXT_AFTER, KEEP = 8, 576, 56, 64
 CONFIGS = [
@@ -82,15 +88,24 @@ class DecoderClock:
         self.ms = (time.perf_counter() - self.start) * 1000.0
 
 
-def prefill_ms(model, inputs, clock: DecoderClock) -> tuple[float, float]:
-    start = time.perf_counter()
-    model(**inputs, use_cache=True, logits_to_keep=1)
-    return (time.perf_counter() - start) * 1000.0, clock.ms
+def bare_decoder_ms(model, inputs, rounds: int) -> dict[int, float]:
+    """Median decoder time fed `n` tokens directly (no tokcompress): the GEMMs' own efficiency at that size.
+
+    The pruned prefill can at best run at this speed; the gap between it and the FLOPs prediction is
+    the hardware's, the gap between it and a pruned prefill is ours.
+    """
+    decoder = model.model.language_model
+    embeds = model.get_input_embeddings()(inputs["input_ids"])
+    n_full, n_text = embeds.shape[1], N_TEXT_BEFORE + N_TEXT_AFTER
+    sizes = {n_full: embeds, n_text + KEEP: torch.cat([embeds[:, :N_TEXT_BEFORE + KEEP], embeds[:, N_TEXT_BEFORE + N_IMAGE:]], 1)}
+    runs = {str(n): (lambda e=e: decoder(inputs_embeds=e, use_cache=True)) for n, e in sizes.items()}
+    timing = time_paired(runs, str(n_full), rounds=rounds, warmup=1)
+    return {n: timing.median_ms(str(n)) for n in sizes}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (median reported)")
+    p.add_argument("--rounds", type=int, default=7, help="paired timing rounds after one warm-up round")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own)")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args(argv)
@@ -101,70 +116,87 @@ def main(argv=None) -> int:
     inputs = build_inputs(model)
     clock = DecoderClock(model.model.language_model)
     n_text = N_TEXT_BEFORE + N_TEXT_AFTER
-    times: dict[str, list[float]] = {name: [] for name, _ in CONFIGS}
-    decoder: dict[str, list[float]] = {name: [] for name, _ in CONFIGS}
-    select: dict[str, list[float]] = {name: [] for name, _ in CONFIGS}
-    where: dict[str, tuple[str, int]] = {}
-    for name, preset in CONFIGS:  # warm-up, one each
-        handle = tokcompress.attach(model, preset, keep=KEEP) if preset else None
-        try:
-            prefill_ms(model, inputs, clock)
-            if handle is not None:
-                where[name] = (handle.placement, handle.layer)
-                assert handle.stats.visual_after == (KEEP,), handle.stats
-        finally:
-            if handle is not None:
-                handle.remove()
-    for r in range(args.rounds):
-        for name, preset in CONFIGS:
-            handle = tokcompress.attach(model, preset, keep=KEEP) if preset else None
-            try:
-                total, inside = prefill_ms(model, inputs, clock)
-                times[name].append(total)
-                decoder[name].append(inside)
-                if handle is not None:
-                    select[name].append(handle.stats.select_seconds * 1000.0)
-            finally:
-                if handle is not None:
-                    handle.remove()
-        print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{n} {times[n][-1]:.0f} ms" for n, _ in CONFIGS), file=sys.stderr)
-    base, base_dec = statistics.median(times["none"]), statistics.median(decoder["none"])
+    visual = (inputs["input_ids"][0] == model.config.image_token_id).nonzero().flatten()
+    pruners = {name: tokcompress.build_pruner(preset) for name, preset in CONFIGS if preset}
+    handles: dict[str, object] = {}
+    decoder_ms: dict[str, list[float]] = {}
+
+    @contextlib.contextmanager
+    def attached(label: str, name: str, keep: int, freeze: bool = False):
+        with tokcompress.attach(model, pruners[name], keep=keep) as handle:
+            if freeze:  # every visual token through the whole machinery (probe, gathers, masks): the old fixed cost
+                handle.freeze([visual])
+            handles[label] = handle
+            yield
+
+    def forward(name: str):
+        def run():
+            model(**inputs, use_cache=True, logits_to_keep=1)
+            decoder_ms.setdefault(name, []).append(clock.ms)
+        return run
+
+    runs = {name: forward(name) for name, _ in CONFIGS}
+    around = {name: (lambda n=name: attached(n, n, KEEP)) for name, preset in CONFIGS if preset}
+    for label, freeze in (("fastv keep-all", False), ("fastv keep-all (machinery)", True)):
+        runs[label] = forward(label)
+        around[label] = lambda label=label, freeze=freeze: attached(label, "fastv", N_IMAGE, freeze)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the keep-all rows warn that nothing is pruned: that is their point
+        timing = time_paired(runs, "none", rounds=args.rounds, warmup=1, around=around)
+    bare = bare_decoder_ms(model, inputs, args.rounds)
+    n_full, n_kept = n_text + N_IMAGE, n_text + KEEP
     rows = []
-    for name, preset in CONFIGS:
-        med, dec = statistics.median(times[name]), statistics.median(decoder[name])
-        placement, layer = where.get(name, ("-", 0))
-        # speed-ups paired within each round (same load), then the median over rounds
-        paired_dec = statistics.median(b / x for b, x in zip(decoder["none"], decoder[name]))
-        paired = statistics.median(b / x for b, x in zip(times["none"], times[name]))
-        row = {"config": name, "placement": placement, "layer": layer, "prefill_ms": med, "decoder_ms": dec,
-               "prefill_runs_ms": times[name], "decoder_runs_ms": decoder[name], "decoder_speedup": paired_dec,
-               "prefill_speedup": paired, "decoder_speedup_of_medians": base_dec / dec,
-               "prefill_speedup_of_medians": base / med, "outside_decoder_share": (med - dec) / med,
-               "select_ms": statistics.median(select[name]) if select[name] else 0.0}
-        if preset:
+    for name in runs:
+        dec = decoder_ms[name][1:]  # the warm-up round's first
+        handle = handles.get(name)
+        stats = handle.stats if handle is not None else None
+        placement, layer = (stats.placement, stats.layer) if stats is not None else ("-", 0)
+        paired_dec = statistics.median(b / x for b, x in zip(decoder_ms["none"][1:], dec))
+        ratio = timing.speedup(name)
+        row = {"config": name, "placement": placement, "layer": layer, "prefill_ms": timing.median_ms(name),
+               "decoder_ms": statistics.median(dec), "prefill_runs_ms": timing.ms[name], "decoder_runs_ms": dec,
+               "decoder_speedup": paired_dec, "prefill_speedup": ratio.median, "prefill_speedup_low": ratio.low,
+               "prefill_speedup_high": ratio.high, "select_ms": stats.select_seconds * 1000.0 if stats else 0.0,
+               "kept": stats.visual_after[0] if stats else N_IMAGE}
+        row["outside_decoder_share"] = (row["prefill_ms"] - row["decoder_ms"]) / row["prefill_ms"]
+        if stats is not None and not stats.skipped and row["kept"] < N_IMAGE:
+            L = model.config.text_config.num_hidden_layers
             row["predicted_speedup"] = tokcompress.flops(model.config, n_text, N_IMAGE, KEEP, layer, mlp="swiglu").speedup
             row["predicted_speedup_fastv_formula"] = tokcompress.flops(model.config, n_text, N_IMAGE, KEEP, layer).speedup
-            row["measured_over_predicted"] = row["decoder_speedup"] / row["predicted_speedup"]
+            row["measured_over_predicted"] = paired_dec / row["predicted_speedup"]
+            bare_ms = (layer * bare[n_full] + (L - layer) * bare[n_kept]) / L  # same layers, fed their sizes directly
+            row["bare_decoder_ms"] = bare_ms
+            row["bare_speedup"] = bare[n_full] / bare_ms
+            row["bare_over_predicted"] = row["bare_speedup"] / row["predicted_speedup"]
+            row["our_overhead"] = row["decoder_ms"] / bare_ms - 1
         rows.append(row)
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"prefill, fp32 CPU, {torch.get_num_threads()} thread(s): {n_text} text + {N_IMAGE} image tokens, "
-                        f"keep {KEEP}; medians of {args.rounds} interleaved rounds")
-    for col in ("config", "where", "select ms", "decoder ms", "decoder speed-up", "predicted (SwiGLU)",
-                "predicted (FastV)", "measured / predicted", "whole prefill ms", "whole speed-up", "outside decoder"):
+    table = Table(title=f"prefill, fp32 CPU, {timing.threads} thread(s): {n_text} text + {N_IMAGE} image tokens, keep {KEEP}; "
+                        f"medians of {args.rounds} paired rounds (warm-up first, order rotated per round)")
+    for col in ("config", "where", "kept", "select ms", "decoder ms", "decoder speed-up", "predicted (SwiGLU)",
+                "measured / predicted", "bare decoder / predicted", "our overhead", "whole prefill ms", "whole speed-up"):
         table.add_column(col, justify="left" if col in ("config", "where") else "right")
     for r in rows:
         w = "-" if r["placement"] == "-" else (f"layer K={r['layer']}" if r["placement"] == "layer" else r["placement"])
         pred = r.get("predicted_speedup")
-        table.add_row(r["config"], w, f"{r['select_ms']:.1f}", f"{r['decoder_ms']:.0f}", f"{r['decoder_speedup']:.2f}x",
-                      f"{pred:.2f}x" if pred else "-",
-                      f"{r['predicted_speedup_fastv_formula']:.2f}x" if pred else "-",
+        table.add_row(r["config"], w, str(r["kept"]), f"{r['select_ms']:.1f}", f"{r['decoder_ms']:.0f}",
+                      f"{r['decoder_speedup']:.2f}x", f"{pred:.2f}x" if pred else "-",
                       f"{r['measured_over_predicted']:.0%}" if pred else "-",
-                      f"{r['prefill_ms']:.0f}", f"{r['prefill_speedup']:.2f}x", f"{r['outside_decoder_share']:.0%}")
-    Console(width=170).print(table)
-    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "rounds": args.rounds,
-            "machine": platform.machine(), "processor": platform.processor()}
+                      f"{r['bare_over_predicted']:.0%}" if pred else "-", f"{r['our_overhead']:+.1%}" if pred else "-",
+                      f"{r['prefill_ms']:.0f}", f"{r['prefill_speedup']:.2f}x [{r['prefill_speedup_low']:.2f}-{r['prefill_speedup_high']:.2f}]")
+    Console(width=190).print(table)
+    none = next(r for r in rows if r["config"] == "none")
+    for name in ("fastv keep-all", "fastv keep-all (machinery)"):
+        r = next(r for r in rows if r["config"] == name)
+        print(f"fixed cost with nothing pruned, {name}: {r['prefill_ms'] - none['prefill_ms']:+.1f} ms per prefill "
+              f"(median ratio {r['prefill_speedup']:.3f})")
+    print(f"bare decoder: {n_full} tokens {bare[n_full]:.0f} ms, {n_kept} tokens {bare[n_kept]:.0f} ms "
+          f"(FLOPs ratio {tokcompress.flops(model.config, n_text, N_IMAGE, KEEP, 0, mlp='swiglu').speedup:.2f}x, "
+          f"measured {bare[n_full] / bare[n_kept]:.2f}x)")
+    meta = {"torch": torch.__version__, "threads": timing.threads, "rounds": args.rounds,
+            "machine": platform.machine(), "processor": platform.processor(), "bare_decoder_ms": bare}
     if args.json:
         args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     return 0

@@ -24,7 +24,7 @@ def test_presets_json(capsys):
     assert main(["presets", "--json"]) == 0
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["fastv"]["stages"] == {"scorer": "attention", "selector": "topk"}
-    assert rows["fastv"]["layer"] == 2
+    assert rows["fastv"]["apply"] == {"placement": "layer", "layer": 2, "features": "hidden", "positions": "original"}
 
 
 def test_schema_is_json_schema(capsys):
@@ -35,10 +35,11 @@ def test_schema_is_json_schema(capsys):
 
 def test_validate_ok_and_error(tmp_path, capsys):
     good = tmp_path / "good.yaml"
-    good.write_text("extends: fastv\nlayer: 3\n")
-    assert main(["validate", str(good), "fastv", "--show"]) == 0
+    good.write_text("extends: fastv\napply: {layer: 3}\n")
+    assert main(["validate", str(good), "fastv", "cdpruner", "--show"]) == 0
     out = capsys.readouterr().out
     assert f"ok: {good}" in out and '"layer": 3' in out
+    assert "ok: cdpruner (apply.placement 'none': runs through Pruner.prune only; attach refuses it)" in out
     bad = tmp_path / "bad.yaml"
     bad.write_text("selector: {name: topk}\nscorer: {name: attention, temperature: 2}\n")
     assert main(["validate", str(bad)]) == 2

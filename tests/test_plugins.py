@@ -21,7 +21,9 @@ THIRD_PARTY_SELECTOR = """
     class EveryOther(Selector):
         '''Keeps tokens 0, 2, 4, ... (a throwaway third-party selector).'''
         name = "every_other"
-        needs_scores = False
+
+        def needs_scores(self):
+            return False
 
         class Params(Params):
             offset: int = 0
@@ -39,10 +41,12 @@ THIRD_PARTY_SELECTOR = """
 def test_builtins_come_from_entry_points_of_our_distribution():
     pm = get_plugin_manager()
     assert pm.distributions["core"] == "tokcompress"
-    assert pm.distributions["registry"] == "tokcompress"
+    assert pm.distributions["d2pruner"] == "tokcompress-d2pruner"  # plugins of this repository are distributions too
     catalog = get_catalog()
     assert catalog.components["selector"]["topk"].provider == "core (tokcompress)"
-    assert catalog.presets["fastv"].provider == "registry (tokcompress)"
+    assert catalog.components["selector"]["greedy_mis"].provider == "d2pruner (tokcompress-d2pruner)"
+    assert catalog.presets["fastv"].provider == "baselines (tokcompress-baselines)"
+    assert catalog.entries("suite")["tiny-cpu"].provider == "registry (tokcompress-registry)"
 
 
 def test_plugin_manager_is_built_once_and_cached():
@@ -74,7 +78,7 @@ def test_third_party_presets_are_registered(install_plugin):
         def tokcompress_register_presets():
             return [Path(__file__).parent / "my_presets"]
         """,
-        files={"my_presets/odd-topk.yaml": "scorer: feature_norm\nselector: topk\nplacement: pre_llm\n"},
+        files={"my_presets/odd-topk.yaml": "scorer: feature_norm\nselector: topk\napply: {placement: pre_llm}\n"},
     )
     spec = tokcompress.load_spec("odd-topk")
     assert spec.name == "odd-topk" and spec.selector.name == "topk"

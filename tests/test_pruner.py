@@ -121,7 +121,9 @@ class ScoreWith(Scorer):
 
 class PickWith(Selector):
     name = "broken"
-    needs_scores = False
+
+    def needs_scores(self):
+        return False
 
     def __init__(self, value):
         super().__init__()
@@ -170,3 +172,19 @@ def test_compress_gathers_features_without_a_merger():
 def test_non_tokens_input_is_refused():
     with pytest.raises(InputError, match="select expects VisualTokens, got Tensor"):
         tokcompress.build_pruner("fastv").select(torch.randn(1, 4, 3), keep=2)
+
+
+def test_keep_all_returns_the_input_for_every_preset():
+    """Pruner level: keep >= N keeps every token in order with its own features, mergers included."""
+    from tokcompress.catalog import get_catalog
+
+    g = torch.Generator().manual_seed(3)
+    b, n, d, t = 2, 16, 6, 3
+    tokens = VisualTokens(torch.randn(b, n, d, generator=g), attention=torch.rand(b, n, generator=g),
+                          keys=torch.randn(b, n, 4, generator=g), image_embeds=torch.randn(b, n, 5, generator=g),
+                          text_keys=torch.randn(b, t, 4, generator=g), text_embeds=torch.randn(b, t, 5, generator=g),
+                          text_features=torch.randn(b, t, d, generator=g), layout=tokcompress.Layout.grid(4, 4))
+    for name in get_catalog().presets:
+        out = tokcompress.build_pruner(name).compress(tokens, keep=n)
+        assert out.indices.tolist() == [list(range(n))] * b, name
+        assert torch.equal(out.features, tokens.features) and not bool(out.merged.any()), name

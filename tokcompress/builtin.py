@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from .cli_commands import CORE_COMMANDS
 from .graphs import CosineGraphBuilder
 from .hookspecs import hookimpl
 from .mergers import ContextualMerger
+from .placement import PrunerOnly
 from .scorers import AttentionScorer, FeatureNormScorer, KeyNormScorer, TextRelevanceScorer
 from .selectors import DPPSelector, MaxMinSelector, RandomSelector, TopKSelector, UniformSelector
 
@@ -27,3 +29,13 @@ def tokcompress_register_selectors():
 @hookimpl
 def tokcompress_register_mergers():
     return [ContextualMerger]
+
+
+@hookimpl
+def tokcompress_register_placements():
+    return [PrunerOnly]
+
+
+@hookimpl
+def tokcompress_register_commands():
+    return CORE_COMMANDS

@@ -39,6 +39,11 @@ def tokcompress_register_mergers() -> list[type]:
 
 
 @hookspec
+def tokcompress_register_placements() -> list[type]:
+    """Return `tokcompress.placement.Placement` subclasses (the ``apply`` block of specs)."""
+
+
+@hookspec
 def tokcompress_register_presets() -> list[Path]:
     """Return YAML/JSON preset files or directories of them; a preset's name is its file stem."""
 
@@ -46,6 +51,21 @@ def tokcompress_register_presets() -> list[Path]:
 @hookspec
 def tokcompress_register_profiles() -> list[Path]:
     """Return positional-bias profile files (``.safetensors`` with a ``.json`` beside) or directories."""
+
+
+@hookspec
+def tokcompress_register_suites() -> list[Path]:
+    """Return ablation-suite YAML files or directories of them; a suite's name is its file stem."""
+
+
+@hookspec
+def tokcompress_register_commands() -> list[type]:
+    """Return `tokcompress.command.Command` subclasses (``tokcompress`` subcommands)."""
+
+
+@hookspec
+def tokcompress_register_model_sources() -> list[type]:
+    """Return `tokcompress.sources.ModelSource` subclasses (named local models, e.g. a shipped one)."""
 
 
 @hookspec

@@ -1,60 +1,90 @@
 """`Pruner`: runs the stages in order and checks each one's output; `build_pruner` makes one from a spec.
 
-All plugin lookup and spec validation happens in `build_pruner`; `Pruner.select` only runs tensors.
+All plugin lookup and spec validation happens in `build_pruner`; `Pruner.prune` only runs tensors.
+Every call returns one result type, `Selection`, with or without a merger.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
+from .budget import Budget
 from .catalog import Catalog, get_catalog
 from .component import Component
+from .composition import check_composition, label
 from .debiasers.base import Debiaser
-from .errors import InputError, SpecError, StageError
+from .errors import InputError, StageError
 from .graphs.base import Graph, GraphBuilder
 from .mergers.base import Merger
 from .scorers.base import Scorer
-from .selectors.base import Selector
+from .selectors.base import KEEP, Picks, Selector
 from .spec import PrunerSpec, load_spec
 from .tokens import VisualTokens
 
-__all__ = ["Pruner", "Compressed", "build_pruner", "resolve_budget"]
+__all__ = ["Pruner", "Selection", "Compressed", "build_pruner", "resolve_budget"]
 
 
 def resolve_budget(num_tokens: int, keep: int | None = None, ratio: float | None = None) -> int:
     """Tokens to keep out of `num_tokens`: exactly one of `keep` (count) or `ratio` (fraction).
 
-    Rounding rule: ``max(1, floor(num_tokens * ratio + 1e-9))`` (the tolerance absorbs binary
-    float error, e.g. ``576 * 0.25``). A count at or above `num_tokens` keeps everything.
+    Rounding rule: ``max(1, floor(num_tokens * ratio + 1e-9))`` (`tokcompress.budget.share`). A count
+    at or above `num_tokens` keeps everything.
     """
-    if (keep is None) == (ratio is None):
-        raise InputError(f"pass exactly one of keep= or ratio=, got keep={keep!r}, ratio={ratio!r}")
-    if keep is not None:
-        if isinstance(keep, bool) or not isinstance(keep, int):
-            raise InputError(f"keep must be an int, got {keep!r} ({type(keep).__name__})")
-        if keep <= 0:
-            raise InputError(f"keep must be >= 1, got {keep}")
-        return min(keep, num_tokens)
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not (0 < ratio <= 1):
-        raise InputError(f"ratio must be a number in (0, 1], got {ratio!r}")
-    return min(num_tokens, max(1, math.floor(num_tokens * ratio + 1e-9)))
+    return Budget.of(keep, ratio).count(num_tokens)
 
 
-@dataclass(frozen=True)
-class Compressed:
-    """Kept indices ``[B, M]`` (ascending) and their features ``[B, M, D]`` (merged if a merger ran)."""
+@dataclass(frozen=True, eq=False)
+class Selection:
+    """What a pruner kept: the same type with or without a merger.
+
+    indices: ``[B, M]`` kept token indices, ascending per row. Rows that keep fewer than ``M``
+             (per-row budgets) are padded at the end with 0 where `mask` is False.
+    mask:    ``[B, M]`` bool, True at real entries; None when every row keeps ``M``.
+    roles:   ``[B, M]`` role of each kept token (`selectors.base.KEEP` / `TARGET`); KEEP everywhere
+             when the selector marks none.
+    merged:  ``[B, M]`` bool, True where a merger replaced the token's features.
+    """
 
     indices: torch.Tensor
-    features: torch.Tensor
+    mask: torch.Tensor | None
+    roles: torch.Tensor
+    merged: torch.Tensor
+    source: torch.Tensor
+    """``[B, N, D]`` the features the pruner saw (`VisualTokens.features`)."""
+    merged_features: torch.Tensor | None = None
+    """``[B, M, D]`` the merger's output for every kept slot (None without a merger)."""
+
+    @property
+    def counts(self) -> list[int]:
+        """Tokens kept per row."""
+        if self.mask is None:
+            return [self.indices.shape[1]] * self.indices.shape[0]
+        return self.mask.sum(dim=1).tolist()
+
+    def row(self, b: int) -> torch.Tensor:
+        """Row `b`'s kept indices, ascending (``[k_b]``)."""
+        return self.indices[b] if self.mask is None else self.indices[b, self.mask[b]]
+
+    @cached_property
+    def features(self) -> torch.Tensor:
+        """``[B, M, D]``: each kept token's features, the merged ones where a merger ran (0 at padding)."""
+        if self.merged_features is not None:
+            return self.merged_features
+        D = self.source.shape[-1]
+        return torch.gather(self.source, 1, self.indices.unsqueeze(-1).expand(-1, -1, D))
+
+
+Compressed = Selection
+"""Former name of `Selection` (``Pruner.compress`` returns one)."""
 
 
 class Pruner:
-    """A composed pruner. Build with `build_pruner`; call `select` or `compress`."""
+    """A composed pruner. Build with `build_pruner`; call `prune` (or `select` / `compress`)."""
 
     def __init__(
         self,
@@ -67,11 +97,11 @@ class Pruner:
     ) -> None:
         self.spec = spec
         self.scorer, self.debiaser, self.graph, self.selector, self.merger = scorer, debiaser, graph, selector, merger
-        _check_composition(self)
+        check_composition({c.kind: c for c in self.components()})
         self.requires: dict[str, list[str]] = {}
         for component in self.components():
-            for field in sorted(component.requires):
-                self.requires.setdefault(field, []).append(_label(component))
+            for field in sorted(component.requires()):
+                self.requires.setdefault(field, []).append(label(component))
 
     def components(self) -> list[Component]:
         return [c for c in (self.scorer, self.debiaser, self.graph, self.selector, self.merger) if c is not None]
@@ -81,43 +111,44 @@ class Pruner:
         return f"Pruner({self.spec.name or 'unnamed'}: {parts})"
 
     # -- public API ---------------------------------------------------------------------
-    def budget(self, tokens: VisualTokens, keep: int | None = None, ratio: float | None = None) -> int:
-        """Tokens kept per row. Ragged rows must resolve to the same count (see `resolve_budget`)."""
-        counts = tokens.valid_counts().tolist()
-        budgets = {resolve_budget(n, keep, ratio) for n in counts}
-        if len(budgets) > 1:
-            raise InputError(
-                f"rows would keep different numbers of tokens ({sorted(budgets)}) for valid counts {counts} "
-                f"with keep={keep!r}, ratio={ratio!r}; every row must keep the same count: pass keep= at most "
-                f"{min(counts)}, or prune rows separately"
-            )
-        return budgets.pop()
-
-    def select(self, tokens: VisualTokens, keep: int | None = None, ratio: float | None = None) -> torch.Tensor:
-        """LongTensor ``[B, M]`` of kept token indices: ascending, unique, valid, exactly M per row."""
-        indices, _ = self._run(tokens, keep, ratio)
-        return indices
-
-    def compress(self, tokens: VisualTokens, keep: int | None = None, ratio: float | None = None) -> Compressed:
-        """Kept indices and their features; the merger (if any) supplies merged features."""
-        indices, scores = self._run(tokens, keep, ratio)
-        gathered = torch.gather(tokens.features, 1, indices.unsqueeze(-1).expand(-1, -1, tokens.features.shape[-1]))
-        if self.merger is None:
-            return Compressed(indices, gathered)
-        merged = self.merger.merge(tokens, indices, scores)
-        _check_tensor(self.merger, "features", merged, tuple(gathered.shape), valid=None)
-        return Compressed(indices, merged)
-
-    # -- pipeline -----------------------------------------------------------------------
-    def _run(self, tokens: VisualTokens, keep: int | None, ratio: float | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def prune(self, tokens: VisualTokens, keep: Any = None, ratio: Any = None, *, budget: Budget | None = None) -> Selection:
+        """Run the stages; every row keeps its own budget (``keep`` may be one count per row)."""
         if not isinstance(tokens, VisualTokens):
             raise InputError(f"select expects VisualTokens, got {type(tokens).__name__}")
+        budget = Budget.of(keep, ratio, budget)
         self._check_inputs(tokens)
-        k = self.budget(tokens, keep, ratio)
+        counts = budget.counts(tokens.valid_counts().tolist())
+        if len(set(counts)) == 1:
+            return self._run(tokens, counts[0])
+        parts = {k: [b for b, c in enumerate(counts) if c == k] for k in dict.fromkeys(counts)}
+        return _stack(tokens, {k: (rows, self._run(tokens.rows(rows), k)) for k, rows in parts.items()}, max(counts))
+
+    def select(self, tokens: VisualTokens, keep: Any = None, ratio: Any = None) -> torch.Tensor:
+        """LongTensor ``[B, M]`` of kept token indices: ascending, unique, valid, exactly M per row.
+
+        Every row must keep the same count; `prune` takes per-row budgets.
+        """
+        if isinstance(tokens, VisualTokens):
+            counts = Budget.of(keep, ratio).counts(tokens.valid_counts().tolist())
+            if len(set(counts)) > 1:
+                raise InputError(
+                    f"rows would keep different numbers of tokens ({sorted(set(counts))}) for valid counts "
+                    f"{tokens.valid_counts().tolist()} with keep={keep!r}, ratio={ratio!r}; select returns one "
+                    "[B, M] tensor: use Pruner.prune (per-row budgets) or pass a keep every row reaches"
+                )
+        return self.prune(tokens, keep, ratio).indices
+
+    def compress(self, tokens: VisualTokens, keep: Any = None, ratio: Any = None) -> Selection:
+        """Kept indices and their features (merged where the merger ran): `prune`, kept for its name."""
+        return self.prune(tokens, keep, ratio)
+
+    # -- pipeline -----------------------------------------------------------------------
+    def _run(self, tokens: VisualTokens, k: int) -> Selection:
         valid = tokens.valid_mask()
         B, N = valid.shape
-        if k == N:  # keep >= N: everything (only reachable when no row has padding)
-            return torch.arange(N, device=tokens.device).expand(B, N).clone(), None
+        if k == N:  # keeps everything (only reachable when no row has padding): nothing to score or merge
+            idx = torch.arange(N, device=tokens.device).expand(B, N).clone()
+            return _selection(tokens, idx, torch.full_like(idx, KEEP))
         scores = None
         if self.scorer is not None:
             scores = self.scorer.score(tokens)
@@ -130,10 +161,15 @@ class Pruner:
             graph = self.graph.build(tokens)
             if not isinstance(graph, Graph) or graph.kind != self.graph.provides or graph.num_tokens != N:
                 raise StageError(
-                    f"{_label(self.graph)} returned {graph!r}; expected a {self.graph.provides} Graph over {N} tokens"
+                    f"{label(self.graph)} returned {graph!r}; expected a {self.graph.provides} Graph over {N} tokens"
                 )
-        chosen = self.selector.select(tokens, scores, graph, k)
-        return _check_indices(self.selector, chosen, valid, k), scores
+        picks = self.selector.select(tokens, scores, graph, k)
+        idx, roles = _check_picks(self.selector, picks, valid, k)
+        if self.merger is None:
+            return _selection(tokens, idx, roles)
+        feats, merged = self.merger.merge(tokens, idx, roles if self.selector.marks_roles else None, scores)
+        _check_tensor(self.merger, "features", feats, (B, k, tokens.features.shape[-1]), valid=None)
+        return Selection(idx, None, roles, merged.bool(), tokens.features, feats)
 
     def _check_inputs(self, tokens: VisualTokens) -> None:
         present = tokens.present()
@@ -145,52 +181,69 @@ class Pruner:
                 )
 
 
-def _label(component: Component) -> str:
-    return f"{component.kind} {component.name!r} ({type(component).__qualname__})"
+def _selection(tokens: VisualTokens, idx: torch.Tensor, roles: torch.Tensor) -> Selection:
+    return Selection(idx, None, roles, torch.zeros_like(idx, dtype=torch.bool), tokens.features)
 
 
-def _check_composition(p: Pruner) -> None:
-    """Refuse stage combinations that cannot work, naming what is missing."""
-    sel = p.selector
-    if sel.needs_scores and p.scorer is None:
-        raise SpecError(f"{_label(sel)} ranks tokens by score but the spec has no scorer; add a 'scorer' block")
-    if p.merger is not None and p.merger.needs_scores and p.scorer is None:
-        raise SpecError(f"{_label(p.merger)} reads token scores but the spec has no scorer; add a 'scorer' block")
-    if p.debiaser is not None and p.scorer is None:
-        raise SpecError(f"{_label(p.debiaser)} corrects scores but the spec has no scorer; add a 'scorer' block")
-    if sel.needs_graph is not None:
-        if p.graph is None:
-            raise SpecError(f"{_label(sel)} needs a {sel.needs_graph} graph but the spec has no 'graph' block")
-        if p.graph.provides != sel.needs_graph:
-            raise SpecError(
-                f"{_label(sel)} needs a {sel.needs_graph} graph but {_label(p.graph)} provides a {p.graph.provides} graph"
-            )
+def _stack(tokens: VisualTokens, parts: dict[int, tuple[list[int], Selection]], width: int) -> Selection:
+    """One `Selection` of the whole batch from selections of row groups with different counts."""
+    B = tokens.batch_size
+    device = tokens.device
+    idx = torch.zeros(B, width, dtype=torch.long, device=device)
+    mask = torch.zeros(B, width, dtype=torch.bool, device=device)
+    roles = torch.full((B, width), KEEP, dtype=torch.long, device=device)
+    merged = torch.zeros(B, width, dtype=torch.bool, device=device)
+    merged_features = None
+    for k, (rows, sel) in parts.items():
+        r = torch.tensor(rows, device=device)
+        idx[r, :k], mask[r, :k], roles[r, :k], merged[r, :k] = sel.indices, True, sel.roles, sel.merged
+        if sel.merged_features is not None:
+            if merged_features is None:
+                merged_features = tokens.features.new_zeros(B, width, tokens.features.shape[-1])
+            merged_features[r, :k] = sel.merged_features
+    if merged_features is None and bool(merged.any()):
+        raise StageError("a merger replaced features in some row groups only")
+    if merged_features is not None:  # rows without a merge keep their gathered features
+        plain = torch.gather(tokens.features, 1, idx.unsqueeze(-1).expand(-1, -1, tokens.features.shape[-1]))
+        filled = torch.zeros(B, dtype=torch.bool, device=device)
+        for k, (rows, sel) in parts.items():
+            if sel.merged_features is not None:
+                filled[torch.tensor(rows, device=device)] = True
+        merged_features = torch.where(filled[:, None, None], merged_features, plain)
+    return Selection(idx, mask, roles, merged, tokens.features, merged_features)
 
 
 def _check_tensor(component: Component, what: str, t: Any, shape: tuple[int, ...], valid: torch.Tensor | None) -> None:
     if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape or not t.is_floating_point():
         got = f"{tuple(t.shape)} {t.dtype}" if isinstance(t, torch.Tensor) else type(t).__name__
-        raise StageError(f"{_label(component)} returned {what} {got}; expected a float tensor of shape {list(shape)}")
+        raise StageError(f"{label(component)} returned {what} {got}; expected a float tensor of shape {list(shape)}")
+    if bool(torch.isfinite(t.sum())):  # a finite sum proves every value finite: one reduction, one sync
+        return
     bad = ~torch.isfinite(t)
     if valid is not None:
         bad &= valid
     if bool(bad.any()):
-        raise StageError(f"{_label(component)} returned non-finite {what} (NaN/inf) at {bad.nonzero()[0].tolist()}")
+        raise StageError(f"{label(component)} returned non-finite {what} (NaN/inf) at {bad.nonzero()[0].tolist()}")
 
 
-def _check_indices(component: Component, idx: Any, valid: torch.Tensor, k: int) -> torch.Tensor:
+def _check_picks(component: Selector, picks: Any, valid: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted indices ``[B, k]`` and their roles, after checking the selector kept its contract."""
     B, N = valid.shape
+    idx, roles = (picks.indices, picks.roles) if isinstance(picks, Picks) else (picks, None)
     if not isinstance(idx, torch.Tensor) or idx.dtype != torch.long or tuple(idx.shape) != (B, k):
         got = f"{tuple(idx.shape)} {idx.dtype}" if isinstance(idx, torch.Tensor) else type(idx).__name__
-        raise StageError(f"{_label(component)} returned indices {got}; expected a LongTensor of shape [{B}, {k}]")
+        raise StageError(f"{label(component)} returned indices {got}; expected a LongTensor of shape [{B}, {k}]")
+    if roles is not None and (not isinstance(roles, torch.Tensor) or tuple(roles.shape) != (B, k)):
+        raise StageError(f"{label(component)} returned roles that are not a tensor of shape [{B}, {k}]")
     if bool(((idx < 0) | (idx >= N)).any()):
-        raise StageError(f"{_label(component)} returned indices outside [0, {N})")
-    idx = torch.sort(idx, dim=1).values
+        raise StageError(f"{label(component)} returned indices outside [0, {N})")
+    idx, order = torch.sort(idx, dim=1)
+    roles = torch.full_like(idx, KEEP) if roles is None else torch.gather(roles.long(), 1, order)
     if k > 1 and bool((idx[:, 1:] == idx[:, :-1]).any()):
-        raise StageError(f"{_label(component)} returned the same index twice in a row")
+        raise StageError(f"{label(component)} returned the same index twice in a row")
     if not bool(torch.gather(valid, 1, idx).all()):
-        raise StageError(f"{_label(component)} selected padding tokens (VisualTokens.mask is False there)")
-    return idx
+        raise StageError(f"{label(component)} selected padding tokens (VisualTokens.mask is False there)")
+    return idx, roles
 
 
 def build_pruner(spec: "PrunerSpec | str | Path | Mapping[str, Any]", catalog: Catalog | None = None) -> Pruner:

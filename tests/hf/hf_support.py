@@ -7,12 +7,12 @@ from tokcompress.hf.tiny import Image
 SUPPRESS = list(range(990, 1000))
 """Image-related ids of the tiny vocabulary; never generated, so a new token is never an image token."""
 
-UNIFORM = {"pre_llm": {"placement": "pre_llm", "selector": "uniform"},
-           "layer": {"placement": "layer", "layer": 2, "selector": "uniform"}}
+UNIFORM = {"pre_llm": {"apply": {"placement": "pre_llm"}, "selector": "uniform"},
+           "layer": {"apply": {"placement": "layer", "layer": 2}, "selector": "uniform"}}
 """Content-independent selection: the same kept set whatever the batch or the tokens after the prompt."""
 
-FASTV = {"pre_llm": {"placement": "pre_llm", "selector": "uniform"},
-         "layer": {"placement": "layer", "layer": 2, "scorer": "attention", "selector": "topk"}}
+FASTV = {"pre_llm": {"apply": {"placement": "pre_llm"}, "selector": "uniform"},
+         "layer": {"apply": {"placement": "layer", "layer": 2}, "scorer": "attention", "selector": "topk"}}
 """Attention-driven in-LLM pruning (the probe runs); pre-LLM placement has no attention, so uniform."""
 
 

@@ -43,7 +43,9 @@ def test_keep_all_reproduces_unpruned_logits_exactly(tiny, family, placement):
 def test_cached_generate_equals_no_cache_loop_over_same_kept_set(tiny, family, placement):
     model = tiny(family)
     inputs = make_inputs(model, [[4, Image(), 6]], seed=3)
-    spec = FASTV[placement] if family != "qwen3_vl" else {**FASTV[placement], "layer": 1}  # below deepstack depth
+    spec = FASTV[placement]
+    if family == "qwen3_vl" and placement == "layer":  # below deepstack depth
+        spec = {**spec, "apply": {"placement": "layer", "layer": 1}}
     with tokcompress.attach(model, spec, keep=3) as handle:
         tokens, logits = generate_logits(model, inputs, 5, SUPPRESS)
         handle.freeze()
@@ -144,15 +146,21 @@ def test_ragged_rows_without_a_padding_mask(tiny, family, placement):
             torch.testing.assert_close(generate_logits(model, alone, 3, SUPPRESS)[1][0], logits[b], atol=ATOL, rtol=0)
 
 
+def contiguous(spec: dict, renumber: bool) -> dict:
+    """`spec` with ``apply.positions`` contiguous (renumbered) or original."""
+    return {**spec, "apply": {**spec["apply"], "positions": "contiguous" if renumber else "original"}}
+
+
 @pytest.mark.parametrize("placement", PLACEMENTS)
 @pytest.mark.parametrize("family", ["llava", "qwen2_vl", "qwen3_vl", "gemma3"])
 def test_renumbered_positions_are_consistent(tiny, family, placement):
     model = tiny(family)
     prompts, batch = ragged_batch(model, family)
     reference = model(**batch).logits
-    with tokcompress.attach(model, UNIFORM[placement], keep=10_000, renumber_positions=True):
+    spec = contiguous(UNIFORM[placement], True)
+    with tokcompress.attach(model, spec, keep=10_000):
         assert torch.equal(model(**batch).logits, reference)  # nothing dropped: nothing renumbered
-    with tokcompress.attach(model, UNIFORM[placement], keep=4, renumber_positions=True) as handle:
+    with tokcompress.attach(model, spec, keep=4) as handle:
         tokens, logits = generate_logits(model, batch, 4, SUPPRESS)
         handle.freeze()
         ref_tokens, ref_logits = greedy_no_cache(model, batch, 4, SUPPRESS)
@@ -168,7 +176,7 @@ def test_qwen_decode_positions_continue_at_the_original_length(tiny, placement, 
     inputs = make_inputs(model, [[3, Image(), 5]], seed=7)
     n = inputs["input_ids"].shape[1]
     seen = []
-    with tokcompress.attach(model, UNIFORM[placement], keep=4, renumber_positions=renumber):
+    with tokcompress.attach(model, contiguous(UNIFORM[placement], renumber), keep=4):
         hook = model.model.language_model.register_forward_pre_hook(
             lambda m, a, kw: seen.append(kw["position_ids"].clone()), with_kwargs=True)
         try:
@@ -246,9 +254,28 @@ def test_spec_fields_choose_features_and_positions_and_arguments_override(tiny):
                                        ("divprune", "hidden", True)):
         with tokcompress.attach(model, preset, keep=3) as handle:
             assert (handle.features, handle.renumber) == (features, renumber), preset
-    with tokcompress.attach(model, "divprune", keep=3, renumber_positions=False, features="normed") as handle:
-        assert (handle.features, handle.renumber) == ("normed", False)
-    with pytest.raises(tokcompress.InputError, match=r"needs VisualTokens.image_embeds, which placement 'pre_llm' cannot"):
+    with pytest.warns(DeprecationWarning, match=r"apply: \{.*positions: original, features: normed"):
+        with tokcompress.attach(model, "divprune", keep=3, renumber_positions=False, features="normed") as handle:
+            assert (handle.features, handle.renumber) == ("normed", False)
+    with pytest.raises(tokcompress.InputError, match=r"apply.placement 'none': it runs through Pruner.prune"):
         tokcompress.attach(model, "cdpruner", keep=3)  # CLIP embeddings are not part of a VLM forward
+    with pytest.raises(tokcompress.SpecError, match=r"needs VisualTokens.image_embeds, which placement 'pre_llm' cannot"):
+        tokcompress.attach(model, {"extends": "cdpruner", "apply": {"placement": "pre_llm"}}, keep=3)
     with tokcompress.attach(model, "fastv", keep=3):  # the refused attach left nothing behind
         pass
+
+
+def test_every_preset_keeping_every_token_is_exact(tiny):
+    """keep >= N reproduces the unpruned logits bit for bit for every shipped preset, mergers included."""
+    from tokcompress.catalog import get_catalog
+
+    model = tiny("llava")
+    inputs = make_inputs(model, [[3, Image(), 4], [2, Image(), 1, Image(), 2]], seed=33)
+    reference = model(**inputs).logits
+    for name, entry in get_catalog().presets.items():
+        spec = tokcompress.load_spec(name)
+        if not get_catalog().placements[spec.placement].cls.attachable:
+            continue
+        with tokcompress.attach(model, name, keep=1000) as handle:
+            assert torch.equal(model(**inputs).logits, reference), name
+        assert handle.stats.skipped, name

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from hf_support import FASTV, SUPPRESS, UNIFORM
 
 import tokcompress
-from tokcompress.errors import InputError
+from tokcompress.errors import InputError, SpecError
 from tokcompress.hf.check import generate_logits, greedy_no_cache
 from tokcompress.hf.tiny import FAMILIES, Image, make_inputs
 
@@ -35,9 +37,9 @@ def test_remove_leaves_the_model_exactly_as_before(tiny, family):
     logits = model(**inputs).logits  # first call: transformers installs its own output-capture hooks
     before = snapshot(model)
     handle = tokcompress.attach(model, FASTV["layer"], keep=2)
-    assert model.config.text_config._attn_implementation.startswith("tokcompress_probe_")
     assert snapshot(model) != before
     model(**inputs)
+    assert model.config.text_config._attn_implementation.startswith("tokcompress_probe_")  # installed when first pruning
     handle.remove()
     handle.remove()  # idempotent
     assert snapshot(model) == before
@@ -74,7 +76,7 @@ def test_two_models_with_different_pruners(tiny):
     with tokcompress.attach(a, "fastv", keep=3) as ha, tokcompress.attach(b, UNIFORM["pre_llm"], keep=5) as hb:
         both_b = generate_logits(b, ib, 3, SUPPRESS)[1]
         both_a = generate_logits(a, ia, 3, SUPPRESS)[1]
-        assert ha.probe.name != getattr(hb.probe, "name", None)
+        assert ha.strategy.probe.name != getattr(getattr(hb.strategy, "probe", None), "name", None)
         assert b.config.text_config._attn_implementation == "sdpa"  # b needs no probe: untouched
     assert torch.equal(both_a, solo_a) and torch.equal(both_b, solo_b)
     assert ha.stats.visual_after == (3,) and hb.stats.visual_after == (5,) and hb.stats.placement == "pre_llm"
@@ -98,20 +100,20 @@ def test_unsupported_architecture_lists_the_supported_ones():
 
 
 @pytest.mark.parametrize(
-    "spec, match",
+    "spec, error, match",
     [
-        ({"placement": "pre_llm", "scorer": "attention", "selector": "topk"},
+        ({"apply": {"placement": "pre_llm"}, "scorer": "attention", "selector": "topk"}, SpecError,
          r"scorer 'attention'.*needs VisualTokens.attention.*placement 'pre_llm'.*provide it: layer, vision"),
-        ({"placement": "layer", "layer": 4, "selector": "uniform"}, "K=4 is out of range.*1 <= K < 4"),
+        ({"apply": {"placement": "layer", "layer": 4}, "selector": "uniform"}, InputError, "K=4 is out of range.*1 <= K < 4"),
     ],
 )
-def test_placement_errors_name_what_is_missing(tiny, spec, match):
-    with pytest.raises(InputError, match=match):
+def test_placement_errors_name_what_is_missing(tiny, spec, error, match):
+    with pytest.raises(error, match=match):
         tokcompress.attach(tiny("llava"), spec, keep=2)
 
 
 def test_vision_placement_outside_llava_names_the_alternatives(tiny):
-    with pytest.raises(InputError, match="'vision' is implemented for LLaVA only.*'pre_llm' or 'layer'"):
+    with pytest.raises(InputError, match="'vision' is not implemented for 'qwen2_vl'.*'pre_llm' or 'layer'"):
         tokcompress.attach(tiny("qwen2_vl"), "visionzip", keep=2)
 
 
@@ -159,10 +161,11 @@ def _constant_pruner(placement):
 
         name = "constant_test"
 
-        def merge(self, tokens, keep, scores):
-            return torch.full((*keep.shape, tokens.features.shape[-1]), 0.25)
+        def merge(self, tokens, keep, roles, scores):
+            return torch.full((*keep.shape, tokens.features.shape[-1]), 0.25), torch.ones_like(keep, dtype=torch.bool)
 
-    spec = load_spec({"placement": placement, "layer": 2, "selector": "uniform"})
+    apply = {"placement": placement, "layer": 2} if placement == "layer" else {"placement": placement}
+    spec = load_spec({"apply": apply, "selector": "uniform"})
     return Pruner(spec, selector=UniformSelector(), merger=ConstantMerger())
 
 
@@ -190,7 +193,7 @@ def test_vision_placement_visionzip(tiny):
     model = tiny("llava")
     inputs = make_inputs(model, [[3, Image(), 4], [2, Image(), 1, Image(), 2]], seed=28)
     reference = model(**inputs).logits
-    spec = {"placement": "vision", "scorer": "attention", "selector": "topk"}
+    spec = {"apply": {"placement": "vision"}, "scorer": "attention", "selector": "topk"}
     with tokcompress.attach(model, spec, keep=16):
         assert torch.equal(model(**inputs).logits, reference)
     with tokcompress.attach(model, "visionzip", keep=6) as handle:
@@ -219,20 +222,53 @@ def test_features_are_the_hidden_states_entering_layer_k(tiny, features):
             seen["features"], seen["text"] = tokens.features.clone(), tokens.text_features.clone()
             return super().select(tokens, scores, graph, keep)
 
-    Recording.requires = frozenset({"text_features"})
-    pruner = Pruner(load_spec({"placement": "layer", "layer": 2, "selector": "uniform"}), selector=Recording())
+        def requires(self):
+            return frozenset({"text_features"})
+
+    pruner = Pruner(load_spec({"apply": {"placement": "layer", "layer": 2, "features": features}, "selector": "uniform"}),
+                    selector=Recording())
     model = tiny("llava")
     inputs = make_inputs(model, [[3, Image(), 4]], seed=29)
     decoder = model.model.language_model
     # registered before attach, so it runs before the pruning hook and sees layer 2's full-length input
     hook = decoder.layers[2].register_forward_pre_hook(lambda m, a, kw: seen.update(h=a[0][0].clone()), with_kwargs=True)
     try:
-        with tokcompress.attach(model, pruner, keep=3, features=features):
+        with tokcompress.attach(model, pruner, keep=3):
             model(**inputs)
     finally:
         hook.remove()
     expect = decoder.norm(seen["h"]) if features == "normed" else seen["h"]
     torch.testing.assert_close(seen["features"][0], expect[3:19].float())  # 3 text, 16 visual, 4 text
     torch.testing.assert_close(seen["text"][0], expect[19:].float())
-    with pytest.raises(InputError, match="features must be"):
-        tokcompress.attach(model, "fastv", keep=2, features="raw")
+    with pytest.raises(SpecError, match=r"apply 'layer', field 'features': Input should be 'hidden' or 'normed' \(got 'raw'\)"):
+        tokcompress.attach(model, {"extends": "fastv", "apply": {"features": "raw"}}, keep=2)
+
+
+@pytest.mark.parametrize("spec", ["fastv", "visionzip"])
+def test_a_budget_that_keeps_everything_installs_no_probe_and_says_so(tiny, spec):
+    model = tiny("llava")  # 16 visual tokens per image
+    inputs = make_inputs(model, [[3, Image(), 4]], seed=31)
+    reference = model(**inputs).logits
+    with tokcompress.attach(model, spec, keep=64) as handle:
+        with pytest.warns(UserWarning, match=r"keep=64 keeps every visual token of 1 of 1 .*\(16 tokens\)"):
+            logits = model(**inputs).logits
+        assert model.config.text_config._attn_implementation == "sdpa"
+        assert model.config.vision_config._attn_implementation == "sdpa"
+        assert handle.stats.skipped and handle.stats.visual_after == (16,) and handle.stats.flops_ratio == 1.0
+        assert torch.equal(logits, reference)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # said once per handle
+            model(**inputs)
+
+
+def test_frozen_keep_all_runs_the_whole_machinery_and_is_exact(tiny):
+    """Keeping every visual token through the gathering, masks and positions changes nothing."""
+    model = tiny("gemma3")
+    inputs = make_inputs(model, [[3, Image(), 4], [2, Image(), 1, Image(), 2]], seed=32)
+    reference = model(**inputs).logits
+    everything = [row.nonzero().flatten() for row in inputs["input_ids"] == 999]
+    for placement in ("pre_llm", "layer"):
+        with tokcompress.attach(model, FASTV[placement], keep=1) as handle:
+            handle.freeze(everything)
+            assert torch.equal(model(**inputs).logits, reference)
+            assert not handle.stats.skipped and handle.stats.visual_after == handle.stats.visual_before

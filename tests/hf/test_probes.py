@@ -55,10 +55,10 @@ def test_probe_equals_eager_last_row_on_a_padded_batch(tiny, family, layer):
     """Gemma3 K=2 probes a sliding-window layer, K=4 the full-attention one."""
     model = tiny(family, text_layers=4) if layer < 4 else tiny(family, text_layers=8)
     inputs = make_inputs(model, [[3, Image(), 9], [2, second_image(family), 1, Image(), 4]], seed=11)
-    spec = {"placement": "layer", "layer": layer, "scorer": "attention", "selector": "topk"}
+    spec = {"apply": {"placement": "layer", "layer": layer}, "scorer": "attention", "selector": "topk"}
     with tokcompress.attach(model, spec, keep=3) as handle:
         model(**inputs)
-        probed = handle.probe.attention.clone()
+        probed = handle.strategy.probe.attention.clone()
     weights = _eager_weights(model, inputs, layer - 1)  # [B, H, N, N]
     expect = weights[:, :, -1, :].float().mean(dim=1)
     torch.testing.assert_close(probed, expect, atol=1e-6, rtol=1e-5)
@@ -68,10 +68,10 @@ def test_probe_equals_eager_last_row_on_a_padded_batch(tiny, family, layer):
 def test_vision_probe_equals_eager_cls_row(tiny):
     model = tiny("llava")
     inputs = make_inputs(model, [[2, Image(), 3], [1, Image(), 4]], seed=12)
-    spec = {"placement": "vision", "scorer": "attention", "selector": "topk"}
+    spec = {"apply": {"placement": "vision"}, "scorer": "attention", "selector": "topk"}
     with tokcompress.attach(model, spec, keep=4) as handle:
         model(**inputs)
-        probed = handle.vision.probe.attention.clone()
+        probed = handle.strategy.probe.attention.clone()
     twin = build_tiny_model_like(model)
     captured = {}
     h = twin.model.vision_tower.encoder.layers[-2].self_attn.register_forward_hook(

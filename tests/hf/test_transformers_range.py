@@ -10,7 +10,7 @@ import pytest
 
 import tokcompress
 from tokcompress.errors import InputError
-from tokcompress.hf import handle
+from tokcompress.hf import versions as handle
 from tokcompress.hf.tiny import build_tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +46,7 @@ def test_an_adapter_narrows_the_range_with_its_reason(tiny, monkeypatch):
 
 def test_the_installed_release_is_supported():
     """The test session itself runs on a supported release (make test runs tests/hf at both ends)."""
-    handle._check_transformers_version()
+    handle.check_transformers_version()
 
 
 def test_package_metadata_states_the_same_range():

@@ -1,4 +1,7 @@
-"""`contextual` merge (VisionZip): dropped tokens folded into their most similar target, worked by hand."""
+"""`contextual` merge (VisionZip): dropped tokens folded into their most similar target, worked by hand.
+
+The split into dominant and contextual tokens is the selector's (`visionzip` marks the targets); the
+merger reads the roles, so the split parameters are declared once."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from hypothesis import strategies as st
 
 import tokcompress
 from tokcompress import InputError, SpecError, VisualTokens
-from tokcompress.mergers.contextual import contextual_count
+from tokcompress_baselines.visionzip import contextual_count
 
 # Six tokens: features (i, 1); scores make t0, t2 dominant; keys decide which target each dropped token joins.
 FEATURES = torch.tensor([[[float(i), 1.0] for i in range(6)]])
@@ -20,7 +23,7 @@ KEYS = torch.tensor([[[0.0, 1.0], [1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.0, 1.0]
 def visionzip(contextual: int | None = None, **merger) -> tokcompress.Pruner:
     split = {"contextual": contextual} if contextual is not None else {}
     return tokcompress.build_pruner(
-        {"scorer": "attention", "selector": {"name": "visionzip", **split}, "merger": {"name": "contextual", **split, **merger}}
+        {"scorer": "attention", "selector": {"name": "visionzip", **split}, "merger": {"name": "contextual", **merger}}
     )
 
 
@@ -71,7 +74,7 @@ def test_cls_first_keeps_token_zero_dominant_whatever_its_score():
     assert visionzip(1).select(t, keep=3).tolist() == [[0, 2, 4]]
     # with it: dominant = t0 + top-1 of the rest (t2); rest t1, t3, t4, t5 -> target t1
     spec = {"scorer": "attention", "selector": {"name": "visionzip", "contextual": 1, "cls_first": True},
-            "merger": {"name": "contextual", "contextual": 1, "cls_first": True}}
+            "merger": "contextual"}
     out = tokcompress.build_pruner(spec).compress(t, keep=3)
     assert out.indices.tolist() == [[0, 1, 2]]
     assert out.features[0, 0].tolist() == [0.0, 1.0], "[CLS] is dominant, never a merge target"
@@ -91,21 +94,25 @@ def test_merge_features_come_from_keys_or_features():
 
 
 def test_missing_inputs_are_named():
-    with pytest.raises(SpecError, match=r"merger 'contextual'.*reads token scores but the spec has no scorer"):
+    with pytest.raises(SpecError, match=r"merger 'contextual'.*merges into the targets the selector marks, but selector 'uniform'"):
         tokcompress.build_pruner({"selector": "uniform", "merger": "contextual"})
     with pytest.raises(InputError, match=r"merger 'contextual'.*needs VisualTokens.keys"):
         visionzip(2).compress(VisualTokens(FEATURES, attention=SCORES), keep=4)
-    # an all-target merge needs no scores: contextual_ratio 1 folds dropped tokens into every kept token
-    out = tokcompress.build_pruner({"selector": "uniform", "merger": {"name": "contextual", "contextual_ratio": 1.0, "source": "features"}})
-    assert out.compress(VisualTokens(FEATURES), keep=2).indices.tolist() == [[1, 4]]
+    # an all-target merge works after any selector: dropped tokens fold into every kept token
+    out = tokcompress.build_pruner({"selector": "uniform", "merger": {"name": "contextual", "targets": "all", "source": "features"}})
+    sel = out.compress(VisualTokens(FEATURES), keep=2)
+    # kept t1, t4; t0 joins t1, t2 t3 t5 are closer to t4 by feature cosine: t1' = (1,1)+(0,1), t4' = (4,1)+mean((2,1),(3,1),(5,1))
+    assert sel.indices.tolist() == [[1, 4]] and sel.merged.tolist() == [[True, True]]
+    torch.testing.assert_close(sel.features[0], torch.tensor([[1.0, 2.0], [4 + 10 / 3, 2.0]]))
 
 
-def test_cls_first_requires_token_zero_to_be_kept():
-    pruner = tokcompress.build_pruner(
-        {"scorer": "attention", "selector": {"name": "topk"}, "merger": {"name": "contextual", "contextual": 1, "cls_first": True}}
-    )
-    with pytest.raises(InputError, match=r"token 0 \(\[CLS\]\) is not among the kept tokens"):
-        pruner.compress(VisualTokens(FEATURES, attention=torch.tensor([[0.0, 1, 1, 1, 1, 1]]), keys=KEYS), keep=3)
+def test_merged_marks_exactly_the_targets_and_keep_all_is_exact():
+    sel = visionzip(2).compress(tokens(), keep=4)
+    assert sel.merged.tolist() == [[False, True, False, True]]  # targets t1, t4; dominant t0, t2 untouched
+    assert sel.roles.tolist() == [[0, 1, 0, 1]]
+    every = visionzip(2).compress(tokens(), keep=6)  # keep-all: nothing dropped, nothing merged (issue: scores were lost)
+    assert every.indices.tolist() == [[0, 1, 2, 3, 4, 5]] and torch.equal(every.features, FEATURES)
+    assert not bool(every.merged.any())
 
 
 @settings(max_examples=30, deadline=None)

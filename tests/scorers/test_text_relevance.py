@@ -86,7 +86,7 @@ def test_mismatched_widths_name_both_fields():
 
 
 def test_pipeline_refuses_tokens_without_text_embeds():
-    pruner = tokcompress.build_pruner({"scorer": "text_relevance", "selector": "topk"})
+    pruner = tokcompress.build_pruner({"apply": "none", "scorer": "text_relevance", "selector": "topk"})
     with pytest.raises(InputError, match=r"scorer 'text_relevance'.*needs VisualTokens.text_embeds"):
         pruner.select(VisualTokens(torch.randn(1, 4, 3), image_embeds=torch.randn(1, 4, 2)), keep=2)
 
@@ -107,7 +107,7 @@ def test_llm_space_sources_score_features_against_text_features():
     # the same vectors as `features` / `text_features` give the same scores as image_embeds / text_embeds
     t = VisualTokens(IMAGE, text_features=TEXT)
     llm = scorer(image="features", text="text_features")
-    assert llm.requires == frozenset({"text_features"}) and scorer().requires == frozenset({"image_embeds", "text_embeds"})
+    assert llm.requires() == frozenset({"text_features"}) and scorer().requires() == frozenset({"image_embeds", "text_embeds"})
     assert torch.equal(llm.score(t), scorer().score(tokens()))
     pruner = tokcompress.build_pruner({"scorer": {"name": "text_relevance", "image": "features", "text": "text_features"},
                                        "selector": "topk"})

@@ -23,7 +23,7 @@ def spec_for(selector: str) -> dict:
     catalog = get_catalog()
     cls = catalog.components["selector"][selector].cls
     spec: dict = {"selector": selector}
-    if cls.needs_scores:
+    if cls().needs_scores():  # with default parameters (maxmin's first pick needs none)
         spec["scorer"] = "attention"
     if cls.needs_graph:
         spec["graph"] = next(n for n, e in catalog.components["graph"].items() if e.cls.provides == cls.needs_graph)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from study_fakes import write_tiny_checkpoint
-from tokcompress.study.calibrate import CalibrationSettings, calibrate, list_images
+from tokcompress_d2pruner.calibrate import CalibrationSettings, calibrate, list_images
 from tokcompress.study.datasets import BUNDLED_JSONL
 from tokcompress.study.db import ResultsDB
 from tokcompress.study.runner import run_suite

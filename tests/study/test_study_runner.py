@@ -14,15 +14,18 @@ from tokcompress.study.suite import load_suite
 
 
 def test_plan_is_the_full_cross_product(suite_file):
-    loaded = load_suite(suite_file(seeds=[0, 1], placements=[{"placement": "pre_llm"}, {"placement": "layer", "layer": 3}]))
+    loaded = load_suite(suite_file(seeds=[0, 1], specs=["divprune", "random"],
+                                   placements=[{"placement": "pre_llm"}, {"placement": "layer", "layer": 3}]))
     plan = build_plan(loaded)
     # 1 model x 3 samples x (unpruned + 2 specs x 2 placements x 2 budgets x 2 seeds)
     assert len(plan.tasks) == 3 * (1 + 2 * 2 * 2 * 2)
     assert len({t.key for t in plan.tasks}) == len(plan.tasks)
     labels = Counter(t.variant.label for t in plan.tasks)
-    assert labels == {"unpruned": 3, "fastv@pre_llm": 12, "fastv@layer3": 12, "random@pre_llm": 12, "random@layer3": 12}
-    fastv3 = next(t.variant for t in plan.tasks if t.variant.label == "fastv@layer3")
-    assert fastv3.spec["placement"] == "layer" and fastv3.spec["layer"] == 3
+    assert labels == {"unpruned": 3, "divprune@pre_llm": 12, "divprune@layer3": 12, "random@pre_llm": 12, "random@layer3": 12}
+    at3 = next(t.variant for t in plan.tasks if t.variant.label == "divprune@layer3")
+    assert at3.spec["apply"] == {"placement": "layer", "layer": 3, "features": "hidden", "positions": "original"}
+    pre = next(t.variant for t in plan.tasks if t.variant.label == "divprune@pre_llm")
+    assert pre.spec["apply"]["positions"] == "contiguous", "an override of the same placement keeps the spec's other fields"
     # the seed reaches the random selector's own seed parameter, and so the spec hash
     seeds = {t.variant.seed: t.variant for t in plan.tasks if t.variant.label == "random@pre_llm" and t.variant.budget == "keep=4"}
     assert seeds[0].spec["selector"]["seed"] == 0 and seeds[1].spec["selector"]["seed"] == 1
@@ -107,9 +110,12 @@ def test_changing_generation_settings_records_new_rows(tmp_path, suite_file, fak
 
 
 def test_a_model_that_fails_to_load_fails_its_rows(tmp_path, suite_file):
-    loaded = load_suite(suite_file(models=[{"source": "tiny-llava", "tiny": {"no_such_option": 1}}]))
+    missing = tmp_path / "gone"
+    missing.mkdir()
+    loaded = load_suite(suite_file(models=[{"source": str(missing)}]))  # a folder at load time, deleted before the run
+    missing.rmdir()
     with ResultsDB(tmp_path / "r.sqlite") as db:
-        with pytest.raises(RunError, match="loading the model failed: InputError: model 'tiny-llava': bad 'tiny' options"):
+        with pytest.raises(RunError, match="loading the model failed: InputError: model .*gone' is neither a local checkpoint"):
             run_suite(loaded, db, progress=False)
         summary = run_suite(loaded, db, progress=False, keep_going=True)
         assert len(summary.failed) == summary.total == 15 and db.count() == 0

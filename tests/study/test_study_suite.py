@@ -19,9 +19,9 @@ def errors_of(suite_file, **fields) -> str:
 
 
 def test_valid_suite_resolves_specs_metrics_and_dataset(suite_file):
-    loaded = load_suite(suite_file(specs=["fastv", {"label": "fastv-k3", "spec": {"extends": "fastv", "layer": 3}}]))
+    loaded = load_suite(suite_file(specs=["fastv", {"label": "fastv-k3", "spec": {"extends": "fastv", "apply": {"layer": 3}}}]))
     assert [label for label, _ in loaded.specs] == ["fastv", "fastv-k3"]
-    assert loaded.specs[1][1].layer == 3
+    assert loaded.specs[1][1].apply.layer == 3
     assert [m.name for m in loaded.metrics] == ["first_token_agreement", "kl_next_token", "kept_tokens"]
     assert loaded.dataset.label() == "samples"
     assert [b.label for b in loaded.suite.budgets] == ["keep=4", "ratio=0.5"]
@@ -32,9 +32,9 @@ def test_budget_shorthands_and_errors(suite_file):
     assert Budget.model_validate(0.25).kwargs() == {"ratio": 0.25}
     msg = errors_of(suite_file, budgets=[4, True, 0, 1.5, {"keep": 2, "ratio": 0.1}])
     assert "field 'budgets.1': a budget must be a keep count" in msg
-    assert "field 'budgets.2.keep': Input should be greater than or equal to 1 (got 0)" in msg
+    assert "field 'budgets.2.keep': keep must be >= 1, got 0" in msg
     assert "field 'budgets.3.ratio': Input should be less than or equal to 1 (got 1.5)" in msg
-    assert "field 'budgets.4': give exactly one of 'keep' (count) or 'ratio' (fraction)" in msg
+    assert "field 'budgets.4': pass exactly one of keep= or ratio=" in msg
     msg = errors_of(suite_file, budgets=[4, 0.5, {"keep": 4}])
     assert "field 'budgets': duplicate budget 'keep=4' at position 2" in msg
 
@@ -85,14 +85,16 @@ def test_duplicate_labels_and_reserved_label(suite_file):
 
 def test_placement_override_that_breaks_a_spec_is_caught_at_load(suite_file):
     msg = errors_of(suite_file, placements=[{"placement": "pre_llm", "layer": 3}])
-    assert "field 'placements.0': 'layer' applies to placement 'layer' only" in msg
+    assert "spec 'fastv@pre_llm3', seed 0:" in msg and "apply 'pre_llm', field 'layer': Extra inputs are not permitted (got 3)" in msg
+    msg = errors_of(suite_file, placements=[{"placement": "pre_llm"}])  # fastv's scorer needs layer K-1's attention
+    assert "spec 'fastv@pre_llm', seed 0:" in msg and "needs VisualTokens.attention, which placement 'pre_llm' cannot" in msg
 
 
 def test_spec_file_relative_to_the_suite(suite_file, tmp_path):
     (tmp_path / "specs").mkdir()
-    (tmp_path / "specs" / "mine.yaml").write_text("extends: fastv\nlayer: 3\n")
+    (tmp_path / "specs" / "mine.yaml").write_text("extends: fastv\napply: {layer: 3}\n")
     loaded = load_suite(suite_file(specs=["specs/mine.yaml"]))
-    assert loaded.specs[0][0] == "mine" and loaded.specs[0][1].layer == 3
+    assert loaded.specs[0][0] == "mine" and loaded.specs[0][1].apply.layer == 3
 
 
 def test_labelled_metric_on_an_unlabelled_dataset_is_refused(tmp_path, suite_file):
@@ -149,3 +151,13 @@ def test_unknown_tiny_family_and_misplaced_tiny_options(suite_file):
 def test_duplicate_metric_names(suite_file):
     msg = errors_of(suite_file, metrics=["grounding_acc", {"name": "grounding_acc", "threshold": 0.75}])
     assert "field 'metrics': duplicate metric 'grounding_acc' at position 1" in msg
+
+
+def test_what_a_run_needs_is_checked_at_load(suite_file):
+    msg = errors_of(suite_file, models=[{"source": "tiny-llava", "tiny": {"text_layer": 3}}])
+    assert "field 'models.0': 'tiny': unknown option 'text_layer'. Did you mean 'text_layers'?" in msg
+    msg = errors_of(suite_file, models=[{"source": "tiny-llava", "device": "gpu0"}])
+    assert "field 'models.0.device': model field 'device': 'gpu0' is not a torch device" in msg
+    if not torch.cuda.is_available():
+        msg = errors_of(suite_file, models=[{"source": "tiny-llava", "device": "cuda"}])
+        assert "'cuda', but this torch has no usable CUDA device" in msg

@@ -1,24 +1,23 @@
-"""From model tensors to pruner calls: each row's visual tokens as `VisualTokens`, one call per budget.
+"""From model tensors to one pruner call: each row's visual tokens as `VisualTokens`, every row its own budget.
 
 Rows are left-aligned into one batch (a `mask` marks the tail of shorter rows) with their own
-`Layout`. Rows whose budgets differ (``ratio=``, or fewer visual tokens than ``keep``) are selected
-in separate calls, so every row keeps exactly its own budget. Only the fields the pruner's stages
-require are built.
+`Layout`, and `Pruner.prune` gets one count per row, so a ``ratio`` or a ``keep`` above a row's
+visual-token count keeps exactly that row's share. Only the fields the pruner's stages require are built.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from ..pruner import Pruner, resolve_budget
+from ..budget import Budget
+from ..pruner import Pruner
 from ..tokens import VisualTokens
 from .kept import take
 
-__all__ = ["ModelTensors", "select_rows", "visual_tokens"]
+__all__ = ["ModelTensors", "RowChoice", "select_rows", "visual_tokens"]
 
 
 @dataclass(frozen=True)
@@ -35,27 +34,37 @@ class ModelTensors:
     """[B, N] 2-D padding mask of the call (1 = real token), or None."""
 
 
-def select_rows(pruner: Pruner, visual: torch.Tensor, tensors: ModelTensors, layouts: list, keep: int | None,
-                ratio: float | None) -> tuple[list[torch.Tensor], dict[int, torch.Tensor]]:
-    """Each row's kept visual positions (sequence indices), and merged features by row when a merger ran."""
+@dataclass(frozen=True)
+class RowChoice:
+    """One row's kept visual positions (sequence indices, ascending) and the merger's output for them."""
+
+    positions: torch.Tensor
+    merged: torch.Tensor | None = None
+    """[k] bool: which kept tokens carry merged features (None: none)."""
+    features: torch.Tensor | None = None
+    """[k, D] features of the kept tokens, merged where `merged` is True."""
+
+
+def select_rows(pruner: Pruner, budget: Budget, visual: torch.Tensor, tensors: ModelTensors,
+                layouts: list) -> list[RowChoice]:
+    """Each row's `RowChoice` (rows without visual tokens keep nothing)."""
     device = tensors.features.device
-    chosen = [torch.zeros(0, dtype=torch.long, device=device) for _ in range(visual.shape[0])]
-    merged: dict[int, torch.Tensor] = {}
-    groups: dict[int, list[int]] = defaultdict(list)
-    for b, n in enumerate(visual.sum(dim=1).tolist()):
-        if n:
-            groups[resolve_budget(n, keep, ratio)].append(b)
-    for k, rows in groups.items():
-        tokens, positions = visual_tokens(pruner.requires, rows, visual, tensors, layouts)
-        if pruner.merger is not None:
-            out = pruner.compress(tokens, keep=k)
-            idx = out.indices
-            merged.update({b: out.features[j] for j, b in enumerate(rows)})
+    counts = visual.sum(dim=1).tolist()
+    out = [RowChoice(torch.zeros(0, dtype=torch.long, device=device)) for _ in counts]
+    rows = [b for b, n in enumerate(counts) if n]
+    if not rows:
+        return out
+    tokens, positions = visual_tokens(pruner.requires, rows, visual, tensors, layouts)
+    keep = tuple(budget.count(counts[b], b) for b in rows) if isinstance(budget.keep, tuple) else None
+    sel = pruner.prune(tokens, budget=Budget(keep=keep) if keep else budget)
+    for j, b in enumerate(rows):
+        k = sel.counts[j]
+        merged = sel.merged[j, :k]
+        if bool(merged.any()):
+            out[b] = RowChoice(positions[j][sel.row(j)], merged, sel.features[j, :k])
         else:
-            idx = pruner.select(tokens, keep=k)
-        for j, b in enumerate(rows):
-            chosen[b] = positions[j][idx[j]]
-    return chosen, merged
+            out[b] = RowChoice(positions[j][sel.row(j)])
+    return out
 
 
 def _left_aligned(positions: list[torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,6 +27,8 @@ class PruneStats:
     """Decoder prefill FLOPs summed over the batch (FastV formula, `tokcompress.flops`)."""
     select_seconds: float
     """Wall time spent building the pruner input and selecting (all rows)."""
+    skipped: bool = False
+    """The budget kept every visual token, so the prefill ran unpruned (no probe, no gathering)."""
 
     @property
     def flops_ratio(self) -> float:
@@ -41,16 +43,16 @@ class PruneStats:
         return {
             "placement": self.placement, "layer": self.layer, "visual_before": list(self.visual_before),
             "visual_after": list(self.visual_after), "text": list(self.text), "flops_ratio": self.flops_ratio,
-            "flops_reduction": self.flops_reduction, "select_seconds": self.select_seconds,
+            "flops_reduction": self.flops_reduction, "select_seconds": self.select_seconds, "skipped": self.skipped,
         }
 
 
 def make_stats(config, placement: str, layer: int, before: list[int], after: list[int], text: list[int],
-               seconds: float) -> PruneStats:
+               seconds: float, skipped: bool = False) -> PruneStats:
     """Stats for a batch; FLOPs from the decoder config of `config`."""
     unpruned = pruned = 0.0
     for n_vis, k, n_text in zip(before, after, text):
         est = flops(config, n_text, n_vis, k, layer)
         unpruned += est.unpruned
         pruned += est.pruned
-    return PruneStats(placement, layer, tuple(before), tuple(after), tuple(text), unpruned, pruned, seconds)
+    return PruneStats(placement, layer, tuple(before), tuple(after), tuple(text), unpruned, pruned, seconds, skipped)

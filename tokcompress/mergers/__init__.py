@@ -1,6 +1,6 @@
 """Merger interface (optional fifth step of a pruner) and the generic contextual merge."""
 
 from .base import Merger
-from .contextual import ContextualMerger, contextual_count
+from .contextual import ContextualMerger
 
-__all__ = ["Merger", "ContextualMerger", "contextual_count"]
+__all__ = ["Merger", "ContextualMerger"]

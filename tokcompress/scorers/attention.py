@@ -12,7 +12,9 @@ class AttentionScorer(Scorer):
     """Scores are `VisualTokens.attention` as given (already head-averaged by the integration)."""
 
     name = "attention"
-    requires = frozenset({"attention"})
+
+    def requires(self) -> frozenset[str]:
+        return frozenset({"attention"})
 
     def score(self, tokens: VisualTokens) -> torch.Tensor:
         return tokens.attention.float()

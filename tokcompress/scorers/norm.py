@@ -20,8 +20,10 @@ class KeyNormScorer(Scorer):
     """``||k_i||_p`` of each visual token's key vector, computed in fp32."""
 
     name = "key_norm"
-    requires = frozenset({"keys"})
     Params = NormParams
+
+    def requires(self) -> frozenset[str]:
+        return frozenset({"keys"})
 
     def score(self, tokens: VisualTokens) -> torch.Tensor:
         return torch.linalg.vector_norm(tokens.keys.float(), ord=self.params.p, dim=-1)

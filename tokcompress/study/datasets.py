@@ -183,19 +183,6 @@ class SamplesDataset(Dataset):
         return read_jsonl(BUNDLED_JSONL, None, self.params.limit)
 
 
-class GroundingTestDataset(Dataset):
-    """The shipped grounding model's committed test set (`tokcompress.grounding.TESTSET_JSONL`):
-    200 samples, the first 100 grounding and first 100 counting questions of the generator's test split."""
-
-    name = "grounding-test"
-    Params = SamplesParams
-
-    def load(self, base_dir: Path) -> list[Sample]:
-        from ..grounding import TESTSET_JSONL
-
-        return read_jsonl(TESTSET_JSONL, None, self.params.limit)
-
-
 def _resolve(base_dir: Path, path: str) -> Path:
     p = Path(path).expanduser()
     return p if p.is_absolute() else Path(base_dir) / p

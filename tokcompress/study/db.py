@@ -15,9 +15,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-__all__ = ["KEY_FIELDS", "ResultsDB", "RowKey", "SCHEMA_VERSION"]
+from ..errors import TokcompressError
+
+__all__ = ["KEY_FIELDS", "ResultsDB", "ResultsDBError", "RowKey", "SCHEMA_VERSION", "APPLICATION_ID"]
 
 SCHEMA_VERSION = 1
+APPLICATION_ID = 0x746B6370
+"""SQLite ``application_id`` of every results database ("tkcp"): a database without it was not made here
+and is never written to."""
+
+
+class ResultsDBError(TokcompressError, OSError):
+    """The results database cannot be created, read or trusted (the message names the path)."""
+
+
 KEY_FIELDS = ("model", "dataset", "sample", "spec_hash", "budget", "seed", "config_hash")
 
 _SCHEMA = """
@@ -64,20 +75,50 @@ class RowKey:
 class ResultsDB:
     """SQLite results store; use as a context manager or call `close()`."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, create: bool = True) -> None:
+        """Open the database at `path`, creating it (and its folder) when `create` and it does not exist.
+
+        A file that is not SQLite, a SQLite file another program made, or one of another schema version
+        is refused before anything is written to it.
+        """
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path, timeout=30.0)
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")  # readers (report) never block the writer
-        self.conn.execute("PRAGMA synchronous=NORMAL")  # durable across process kills in WAL mode
-        self.conn.executescript(_SCHEMA)
-        found = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if found is None:
-            self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            self.conn.commit()
-        elif int(found[0]) != SCHEMA_VERSION:
-            raise RuntimeError(f"results database {self.path} has schema {found[0]}, this version reads {SCHEMA_VERSION}")
+        fresh = not self.path.exists() or self.path.stat().st_size == 0
+        if fresh and not create:
+            raise ResultsDBError(f"results database {self.path} does not exist")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.path, timeout=30.0)
+        except (OSError, sqlite3.Error) as exc:
+            raise ResultsDBError(f"cannot open results database {self.path}: {exc}") from None
+        try:
+            self._check_or_create(fresh)
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise ResultsDBError(f"{self.path} is not a usable results database: {exc}") from None
+        except ResultsDBError:
+            self.conn.close()
+            raise
+
+    def _check_or_create(self, fresh: bool) -> None:
+        conn = self.conn
+        conn.row_factory = sqlite3.Row
+        app = conn.execute("PRAGMA application_id").fetchone()[0]  # reads the header: fails on a non-database
+        if not fresh and app != APPLICATION_ID:
+            raise ResultsDBError(f"{self.path} is a SQLite database that tokcompress did not create (application_id "
+                                 f"{app:#x}); it is left untouched: pass another --db / --run-dir")
+        conn.execute("PRAGMA journal_mode=WAL")  # readers (report) never block the writer
+        conn.execute("PRAGMA synchronous=NORMAL")  # durable across process kills in WAL mode
+        if fresh:
+            conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            conn.executescript(_SCHEMA)
+            conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            conn.commit()
+            return
+        found = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if found is None or int(found[0]) != SCHEMA_VERSION:
+            version = found[0] if found else "none"
+            raise ResultsDBError(f"results database {self.path} has schema version {version}; this version of tokcompress "
+                                 f"reads version {SCHEMA_VERSION}: use a new --run-dir")
 
     def __enter__(self) -> "ResultsDB":
         return self

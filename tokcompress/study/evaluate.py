@@ -7,19 +7,20 @@ timing, then greedy generation); each pruned variant runs the same two steps ins
 
 from __future__ import annotations
 
-import statistics
-import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..timing import time_paired
 from .datasets import Sample
 from .integration import PruneStats, pruning
 from .metrics import Metric, Outcome
 from .models import LoadedModel, load_model
 from .plan import Variant
 from .provenance import environment
-from .runner import WorkerConfig
+
+if TYPE_CHECKING:
+    from .runner import WorkerConfig
 
 __all__ = ["ModelWorker", "build_metrics"]
 
@@ -92,14 +93,22 @@ class ModelWorker:
         return self._reference[1]
 
     def run(self, sample: Sample, variant: Variant) -> Outcome:
+        """The pruned outcome; its prefill is timed in rounds paired with the unpruned prefill."""
+        from ..pruner import build_pruner
+
         inputs = self.loaded.prepare(sample)
         torch.manual_seed(variant.seed)
-        with pruning(self.loaded.model, variant.spec, variant.budget_kwargs) as handle:
-            prefill_s, logprobs = self._timed_prefill(inputs)
+        pruner = build_pruner(variant.spec)
+        with pruning(self.loaded.model, pruner, variant.budget_kwargs) as handle:
+            logprobs = self._prefill(inputs)
             stats = PruneStats.read(handle)
             tokens = self._generate(inputs)
-        return Outcome(logprobs, tokens, self.loaded.decode(list(tokens)), prefill_s, stats.visual_before,
-                       stats.visual_after, stats.flops_ratio, stats.select_s)
+        forward = lambda: self._prefill(inputs)  # noqa: E731
+        timing = time_paired({"unpruned": forward, "pruned": forward}, "unpruned", rounds=self.config.timing.repeats,
+                             warmup=0, around={"pruned": lambda: pruning(self.loaded.model, pruner, variant.budget_kwargs)})
+        return Outcome(logprobs, tokens, self.loaded.decode(list(tokens)), timing.median_ms("pruned") / 1e3,
+                       stats.visual_before, stats.visual_after, stats.flops_ratio, stats.select_s,
+                       timing.speedup("pruned").median)
 
     # -- model calls -------------------------------------------------------------------------
     def _visual_count(self, inputs: dict[str, torch.Tensor]) -> int:
@@ -108,24 +117,16 @@ class ModelWorker:
         image_id = image_id if image_id is not None else cfg.image_token_index
         return int((inputs["input_ids"][0] == image_id).sum())
 
-    def _sync(self) -> None:
-        if self.loaded.device.type == "cuda":
-            torch.cuda.synchronize(self.loaded.device)
-
     @torch.inference_mode()
     def _prefill(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         out = self.loaded.model(**inputs, use_cache=True, logits_to_keep=1)
         return torch.log_softmax(out.logits[0, -1].float(), dim=-1).cpu()
 
     def _timed_prefill(self, inputs: dict[str, torch.Tensor]) -> tuple[float, torch.Tensor]:
-        times, logprobs = [], None
-        for _ in range(self.config.timing.repeats):
-            self._sync()
-            start = time.perf_counter()
-            logprobs = self._prefill(inputs)
-            self._sync()
-            times.append(time.perf_counter() - start)
-        return statistics.median(times), logprobs
+        logprobs = self._prefill(inputs)
+        timing = time_paired({"unpruned": lambda: self._prefill(inputs)}, "unpruned", rounds=self.config.timing.repeats,
+                             warmup=0)
+        return timing.median_ms("unpruned") / 1e3, logprobs
 
     @torch.inference_mode()
     def _generate(self, inputs: dict[str, torch.Tensor]) -> tuple[int, ...]:

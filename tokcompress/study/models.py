@@ -4,9 +4,9 @@
 goes through a byte-level stand-in tokenizer (token ``3 + byte``), and LLaVA images through a CLIP
 image processor sized to the tiny vision tower. Other tiny families keep the seeded random pixels of
 `tokcompress.hf.tiny.make_inputs`: their weights are random, so only shapes, costs and agreement
-with the unpruned run mean anything. ``grounding`` is the project's trained grounding model
-(`tokcompress.grounding`). Anything else is a checkpoint folder or hub id loaded with
-``AutoModelForImageTextToText`` and ``AutoProcessor``; the prompt goes through the processor's chat
+with the unpruned run mean anything. A registered model source (e.g. ``grounding``, shipped by the
+grounding plugin) is its local folder. Anything else must be a local checkpoint folder, loaded with
+``AutoModelForImageTextToText`` and ``AutoProcessor`` (never downloaded); the prompt goes through the processor's chat
 template (one user turn: the image, then the text) when it has one.
 """
 
@@ -14,19 +14,19 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
 from ..errors import InputError, unknown_name
 from .datasets import Sample
-from .suite import ModelEntry
 
-__all__ = ["LoadedModel", "load_model", "resolve_device", "TINY_PREFIX", "GROUNDING_SOURCE", "checkpoint_path", "tiny_family", "encode_bytes", "decode_bytes"]
+if TYPE_CHECKING:
+    from .suite import ModelEntry
+
+__all__ = ["LoadedModel", "load_model", "resolve_device", "TINY_PREFIX", "checkpoint_path", "tiny_family", "encode_bytes", "decode_bytes"]
 
 TINY_PREFIX = "tiny-"
-GROUNDING_SOURCE = "grounding"
-"""Model source naming the shipped trained grounding model (`tokcompress.grounding.DEFAULT_MODEL_DIR`)."""
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 _BYTE_OFFSET = 3  # ids 0-2 are pad/bos/eos in the tiny models
 
@@ -47,12 +47,23 @@ class LoadedModel:
 
 
 def resolve_device(device: str) -> torch.device:
+    """``auto`` (CUDA when available), or a torch device that exists on this machine."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except RuntimeError as exc:
-        raise InputError(f"model field 'device': {device!r} is not a torch device ({exc})") from None
+        raise InputError(f"model field 'device': {device!r} is not a torch device (expected auto, cpu, cuda, cuda:N)"
+                         f": {str(exc)[:120]}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"model field 'device': {device!r}, but this torch has no usable CUDA device "
+                             f"(torch {torch.__version__}); use 'cpu' or 'auto'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InputError(f"model field 'device': {device!r}, but only {torch.cuda.device_count()} CUDA device(s) exist")
+    elif dev.type not in ("cpu", "mps", "xpu"):
+        raise InputError(f"model field 'device': {device!r} is not supported (expected auto, cpu, cuda, cuda:N)")
+    return dev
 
 
 def tiny_family(source: str) -> str | None:
@@ -133,16 +144,22 @@ def _clip_pixels(config) -> Callable[[Sample], torch.Tensor]:
 
 
 def checkpoint_path(source: str) -> str:
-    """The folder or hub id to load for a non-tiny `source` (``grounding``: the shipped model's folder)."""
-    if source == GROUNDING_SOURCE:
-        from ..grounding import DEFAULT_MODEL_DIR
-        from ..grounding.model import MissingModelError
+    """The local folder to load for a non-tiny `source`: a registered model source's, or `source` itself
+    when it is a folder. Anything else is an error: the library never downloads weights."""
+    from pathlib import Path
 
-        if not (DEFAULT_MODEL_DIR / "config.json").is_file():
-            raise MissingModelError(f"model source {source!r}: no trained model at {DEFAULT_MODEL_DIR} (train one with "
-                                    f"'python -m tokcompress.grounding.train --out {DEFAULT_MODEL_DIR}', docs/grounding-model.md)")
-        return str(DEFAULT_MODEL_DIR)
-    return source
+    from ..catalog import get_catalog
+
+    sources = get_catalog().entries("model_source")
+    if source in sources:
+        return str(sources[source].cls.path())
+    if Path(source).expanduser().is_dir():
+        return str(Path(source).expanduser())
+    raise InputError(
+        f"model {source!r} is neither a local checkpoint folder nor a registered model source "
+        f"({', '.join(sorted(sources)) or 'none installed'}) nor tiny-<family>; tokcompress never downloads "
+        "weights: download the checkpoint yourself and pass its folder"
+    )
 
 
 def _load_checkpoint(entry: ModelEntry, device: torch.device) -> LoadedModel:

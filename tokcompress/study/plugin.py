@@ -1,9 +1,9 @@
-"""Built-in study metrics and datasets, registered through the ``tokcompress`` entry point ``study``."""
+"""Built-in study metrics, datasets and commands, registered through the ``tokcompress`` entry point ``study``."""
 
 from __future__ import annotations
 
 from ..hookspecs import hookimpl
-from .datasets import GroundingTestDataset, JsonlDataset, SamplesDataset
+from .datasets import JsonlDataset, SamplesDataset
 from .metrics import BUILTIN_METRICS
 
 
@@ -14,4 +14,12 @@ def tokcompress_register_metrics():
 
 @hookimpl
 def tokcompress_register_datasets():
-    return [JsonlDataset, SamplesDataset, GroundingTestDataset]
+    return [JsonlDataset, SamplesDataset]
+
+
+@hookimpl
+def tokcompress_register_commands():
+    from .commands.ablate import AblateCommand
+    from .commands.report import ReportCommand
+
+    return [AblateCommand, ReportCommand]

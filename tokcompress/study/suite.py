@@ -5,7 +5,7 @@
     dataset: samples                        # or data.jsonl, or {name: jsonl, path: data.jsonl, limit: 100}
     specs: [fastv, random, {label: fastv-k3, spec: {extends: fastv, layer: 3}}]
     budgets: [4, 8, 0.5]                    # int = keep count, float = ratio of the visual tokens
-    placements: [{placement: layer, layer: 2}, {placement: pre_llm}]   # optional: override each spec's
+    placements: [{placement: layer, layer: 2}, {placement: pre_llm}]   # optional: override each spec's apply
     metrics: [first_token_agreement, kl_next_token, {name: grounding_acc, coordinates: thousand}]
     seeds: [0, 1]                           # override every stage parameter called `seed`
 
@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..errors import TokcompressError, unknown_name
+from ..budget import Budget
+from ..component import Seed, StrictNumbers, is_bool
+from ..documents import read_document
+from ..errors import TokcompressError, shorten, unknown_name
 from ..spec import SPEC_SUFFIXES, PrunerSpec, load_spec
 
 __all__ = ["Budget", "ModelEntry", "Placement", "Suite", "SuiteError", "load_suite", "stable_hash"]
@@ -39,7 +42,7 @@ def stable_hash(obj: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-class _Strict(BaseModel):
+class _Strict(StrictNumbers):  # numbers strict as in component Params: `true` is not 1
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -55,7 +58,7 @@ class ModelEntry(_Strict):
     """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:1``..."""
     attn_implementation: Optional[str] = "sdpa"
     """Passed to ``from_pretrained``; the integration computes the attention it needs without eager."""
-    seed: int = 0
+    seed: Seed = 0
     """Seed of the random weights of ``tiny-*`` models (ignored for checkpoints)."""
     gpus: float = Field(0, ge=0)
     """GPUs a Ray worker reserves for this model (``--backend ray``); 0 = CPU only."""
@@ -67,67 +70,55 @@ class ModelEntry(_Strict):
     @model_validator(mode="after")
     def _tiny_options_only_for_tiny(self) -> "ModelEntry":
         if self.tiny and not self.source.startswith("tiny-"):
-            raise ValueError(f"'tiny' options apply to tiny-* models only, not {self.source!r}")
+            raise ValueError(f"'tiny' options apply to tiny-* models only, not {shorten(self.source)}")
         from .models import tiny_family
 
         try:
             tiny_family(self.source)  # an unknown tiny family is a suite error, caught before anything loads
         except TokcompressError as exc:
             raise ValueError(str(exc)) from None
+        if self.tiny:
+            import inspect
+
+            from ..hf.tiny import tiny_config
+
+            known = [p for p in inspect.signature(tiny_config).parameters if p != "family"]
+            for key, value in self.tiny.items():
+                if key not in known:
+                    raise ValueError(f"'tiny': " + unknown_name("option", key, known))
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise ValueError(f"'tiny': option {key!r} must be an int >= 1, got {value!r}")
         return self
+
+    @field_validator("device")
+    @classmethod
+    def _device_exists(cls, device: str) -> str:
+        """The device must exist on this machine: a suite fails at load, not at its first row."""
+        from .models import resolve_device
+
+        resolve_device(device)
+        return device
 
     @property
     def name(self) -> str:
         return self.label or self.source.rstrip("/").split("/")[-1]
 
 
-class Budget(_Strict):
-    """Visual tokens to keep: a count (``keep``) or a fraction (``ratio``). Plain ``8`` / ``0.25`` are shorthands."""
+class Placement(BaseModel):
+    """An ``apply`` override (``{placement: layer, layer: 3}``, ``{placement: pre_llm}``): each spec runs
+    once per entry, with the entry merged into its own ``apply`` block as ``extends`` merges it."""
 
-    keep: Optional[int] = Field(None, ge=1)
-    ratio: Optional[float] = Field(None, gt=0, le=1)
+    model_config = ConfigDict(extra="allow", frozen=True)
+    placement: str
 
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, value: Any) -> Any:
-        if isinstance(value, bool):
-            raise ValueError(f"a budget must be a keep count (int >= 1) or a ratio (float in (0, 1]), got {value!r}")
-        if isinstance(value, int):
-            return {"keep": value}
-        if isinstance(value, float):
-            return {"ratio": value}
-        return value
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> "Budget":
-        if (self.keep is None) == (self.ratio is None):
-            raise ValueError("give exactly one of 'keep' (count) or 'ratio' (fraction)")
-        return self
-
-    @property
-    def label(self) -> str:
-        return f"keep={self.keep}" if self.keep is not None else f"ratio={self.ratio!r}"  # repr: exact round trip
-
-    def kwargs(self) -> dict[str, Any]:
-        return {"keep": self.keep} if self.keep is not None else {"ratio": self.ratio}
-
-
-class Placement(_Strict):
-    """Overrides a spec's placement (and pruning layer K for ``layer``); each spec runs once per entry."""
-
-    placement: Literal["vision", "pre_llm", "layer"]
-    layer: Optional[int] = Field(None, ge=1)
-    """Pruning layer K (``placement: layer`` only); default: the spec's own."""
-
-    @model_validator(mode="after")
-    def _layer_only_in_llm(self) -> "Placement":
-        if self.layer is not None and self.placement != "layer":
-            raise ValueError(f"'layer' applies to placement 'layer' only, not {self.placement!r}")
-        return self
+    def block(self) -> dict[str, Any]:
+        return {"placement": self.placement, **(self.model_extra or {})}
 
     @property
     def suffix(self) -> str:
-        return f"@{self.placement}" + (str(self.layer) if self.layer is not None else "")
+        extra = "".join(str(v) for k, v in sorted((self.model_extra or {}).items()) if k == "layer")
+        others = ",".join(f"{k}={v}" for k, v in sorted((self.model_extra or {}).items()) if k != "layer")
+        return f"@{self.placement}{extra}" + (f"[{others}]" if others else "")
 
 
 class SpecEntry(_Strict):
@@ -183,7 +174,7 @@ class Suite(_Strict):
     placements: Optional[list[Placement]] = Field(None, min_length=1)
     metrics: Optional[list[MetricEntry]] = Field(None, min_length=1)
     """Default: the label-free set (`tokcompress.study.metrics.DEFAULT_METRICS`)."""
-    seeds: list[int] = Field([0], min_length=1)
+    seeds: list[Seed] = Field([0], min_length=1)
     include_unpruned: bool = True
     """Also record the unpruned model as spec ``unpruned`` (the reference line in plots)."""
     generation: Generation = Generation()
@@ -257,7 +248,7 @@ def _no_duplicates(items: list[Any], what: str) -> None:
     seen = set()
     for i, item in enumerate(items):
         if item in seen:
-            raise ValueError(f"duplicate {what} {item!r} at position {i}")
+            raise ValueError(f"duplicate {what} {shorten(item)} at position {i}")
         seen.add(item)
 
 
@@ -291,23 +282,14 @@ def _read_suite(source: "str | Path | dict[str, Any]") -> tuple[Any, str, Path]:
         if str(source) not in shipped:
             raise SuiteError(unknown_name("suite (and no such file)", str(source), shipped))
         path = shipped[str(source)]
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SuiteError(f"cannot read suite file {path}: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SuiteError(f"suite file {path} is not valid YAML: {exc}") from None
+    data = read_document(path, "suite file", error=SuiteError)
     return data, str(path), path.resolve().parent
 
 
 def _shipped_suites() -> dict[str, Path]:
-    try:
-        from tokcompress_registry import SUITES
-    except ImportError:  # pragma: no cover - the registry is part of this distribution
-        return {}
-    return {p.stem: p for p in sorted(SUITES.glob("*.yaml"))} if SUITES.is_dir() else {}
+    from ..catalog import get_catalog
+
+    return {name: entry.path for name, entry in get_catalog().entries("suite").items()}
 
 
 def _explain(exc: ValidationError, origin: str) -> SuiteError:
@@ -320,7 +302,7 @@ def _explain(exc: ValidationError, origin: str) -> SuiteError:
             fields = _fields_at(loc[:-1])
             msg = unknown_name("field", loc[-1], fields) if fields else msg
         elif err["type"] not in ("missing", "value_error") and "input" in err and not isinstance(err["input"], dict):
-            msg += f" (got {err['input']!r})"
+            msg += f" (got {shorten(err['input'])})"
         lines.append(f"  {where}: {msg}")
     return SuiteError(f"invalid suite {origin}:\n" + "\n".join(dict.fromkeys(lines)))
 
@@ -361,7 +343,7 @@ class LoadedSuite:
                 problems.append(f"  field 'specs.{i}': {_indent(str(exc))}")
         labels = [label for label, _ in specs]
         for label in {x for x in labels if labels.count(x) > 1}:
-            problems.append(f"  field 'specs': two specs are labelled {label!r}; give one a 'label'")
+            problems.append(f"  field 'specs': two specs are labelled {shorten(label)}; give one a 'label'")
         if "unpruned" in labels and suite.include_unpruned:
             problems.append("  field 'specs': the label 'unpruned' is reserved for the reference rows")
         metrics = []
@@ -405,7 +387,7 @@ def _build(entries: dict, kind: str, where: str, entry: MetricEntry | DatasetEnt
     except ValidationError as exc:
         return [
             f"  field {where + '.' + '.'.join(str(p) for p in e['loc'])!r}: {e['msg']}"
-            + (f" (got {e['input']!r}; {kind} {entry.name!r})" if e["type"] != "extra_forbidden" else
+            + (f" (got {shorten(e['input'])}; {kind} {entry.name!r})" if e["type"] != "extra_forbidden" else
                f"; {kind} {entry.name!r} takes: {', '.join(known.cls.Params.model_fields) or '(no parameters)'}")
             for e in exc.errors()
         ]
@@ -434,16 +416,16 @@ def _load_entry(entry: SpecEntry, base_dir: Path) -> tuple[str, PrunerSpec]:
 
 
 def apply_overrides(spec: PrunerSpec, placement: Placement | None, seed: int | None) -> PrunerSpec:
-    """The spec with the suite's placement override and seed applied, re-validated.
+    """The spec with the suite's ``apply`` override and seed applied, re-validated.
 
-    The seed replaces the value of every stage parameter named ``seed`` (e.g. the ``random`` selector);
-    stages without one are unaffected.
+    The placement entry is merged into the spec's ``apply`` (same placement: key by key; another:
+    replaced). The seed replaces the value of every stage parameter named ``seed`` (e.g. the ``random``
+    selector); stages without one are unaffected.
     """
     data = spec.to_dict()
     if placement is not None:
-        data["placement"] = placement.placement
-        if placement.layer is not None:
-            data["layer"] = placement.layer
+        block = placement.block()
+        data["apply"] = {**data["apply"], **block} if block["placement"] == spec.placement else block
     if seed is not None:
         for field, block in spec.stages().items():
             if "seed" in type(block).model_fields:

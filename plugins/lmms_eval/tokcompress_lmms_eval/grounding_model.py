@@ -1,13 +1,10 @@
-"""The one place this plugin imports the shipped grounding model (its folder and committed test set).
-
-The model is moving to the ``tokcompress_grounding`` distribution; only the import below changes then.
-"""
+"""The one place this plugin reaches the shipped grounding model's committed test set (the offline task's data)."""
 
 from __future__ import annotations
 
-from tokcompress.grounding import DEFAULT_MODEL_DIR, TESTSET_JSONL
+from tokcompress_grounding import TESTSET_JSONL
 
-__all__ = ["SOURCE", "DEFAULT_MODEL_DIR", "TESTSET_JSONL"]
+__all__ = ["SOURCE", "TESTSET_JSONL"]
 
 SOURCE = "grounding"
-"""``pretrained=grounding`` loads the shipped model."""
+"""``pretrained=grounding``: the model source the grounding plugin registers."""

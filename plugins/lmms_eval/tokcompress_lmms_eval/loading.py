@@ -15,7 +15,6 @@ import torch
 
 from tokcompress.errors import InputError
 
-from . import grounding_model
 from .options import PluginOptions
 
 __all__ = ["Prompt", "LoadedVLM", "load_vlm", "resolve_device"]
@@ -165,7 +164,9 @@ def load_vlm(options: PluginOptions) -> LoadedVLM:
         entry = ModelEntry(source=source, dtype=dtype, device=str(device),
                            attn_implementation=options.attn_implementation or "sdpa")
         return TinyVLM(load_model(entry))
-    path = str(grounding_model.DEFAULT_MODEL_DIR) if source == grounding_model.SOURCE else source
+    from tokcompress.study.models import checkpoint_path
+
+    path = checkpoint_path(source)  # a registered model source or a local folder: never the hub
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     dtype = "auto" if options.dtype == "auto" else _DTYPES[options.dtype]
@@ -175,5 +176,5 @@ def load_vlm(options: PluginOptions) -> LoadedVLM:
                                                             attn_implementation=options.attn_implementation)
     except (OSError, ValueError) as exc:
         raise InputError(f"model_args pretrained: cannot load {source!r} as an image-text-to-text checkpoint "
-                         f"(a local folder, a hub id, {grounding_model.SOURCE!r} or tiny-<family>): {exc}") from None
+                         f"(a local folder, a registered model source or tiny-<family>): {exc}") from None
     return ProcessorVLM(model.to(device).eval(), processor, device)

@@ -148,7 +148,7 @@ def test_visionzip_with_cls_matches_the_reference(seed, n, data):
     dominant = data.draw(st.integers(1, n - 1 - contextual))
     expected, merged = visionzip_oracle(hidden, attention, keys, dominant, contextual)
     split = {"contextual": contextual, "cls_first": True}
-    pruner = tokcompress.build_pruner({"scorer": "attention", "selector": {"name": "visionzip", **split}, "merger": {"name": "contextual", **split}})
+    pruner = tokcompress.build_pruner({"scorer": "attention", "selector": {"name": "visionzip", **split}, "merger": "contextual"})
     out = pruner.compress(VisualTokens(hidden[None], attention=attention[None], keys=keys[None]), keep=dominant + contextual)
     assert out.indices[0].tolist() == expected
     for slot, token in enumerate(expected):

@@ -15,7 +15,8 @@ PRESETS = {
     "fastv": ("layer", 2, {"scorer": "attention", "selector": "topk"}),
     "dart": ("layer", 2, {"scorer": "key_norm", "selector": "dart_pivots"}),
     "divprune": ("pre_llm", None, {"graph": "cosine", "selector": "maxmin"}),
-    "cdpruner": ("pre_llm", None, {"scorer": "text_relevance", "graph": "cosine", "selector": "dpp"}),
+    "cdpruner": ("none", None, {"scorer": "text_relevance", "graph": "cosine", "selector": "dpp"}),
+    "cdpruner-llm": ("pre_llm", None, {"scorer": "text_relevance", "graph": "cosine", "selector": "dpp"}),
     "visionzip": ("vision", None, {"scorer": "attention", "selector": "visionzip", "merger": "contextual"}),
     "random": ("pre_llm", None, {"selector": "random"}),
     "uniform": ("pre_llm", None, {"selector": "uniform"}),
@@ -39,7 +40,7 @@ def test_preset_composition_and_placement(name):
     spec = tokcompress.load_spec(name)
     assert spec.placement == placement
     if layer is not None:
-        assert spec.layer == layer
+        assert spec.apply.layer == layer
     assert {field: block.name for field, block in spec.stages().items()} == stages
 
 
@@ -84,10 +85,11 @@ def test_random_preset_depends_on_its_seed():
 MIXES = {
     "fastv scores, cdpruner selection": {"scorer": "attention", "graph": "cosine", "selector": "dpp"},
     "fastv scores, dart pivots": {"scorer": "attention", "selector": {"name": "dart_pivots", "pivot_text": 0}},
-    "cdpruner relevance, divprune selection": {"scorer": "text_relevance", "graph": "cosine", "selector": {"name": "maxmin", "first": "score"}},
+    "cdpruner relevance, divprune selection": {"apply": "none", "scorer": "text_relevance", "graph": "cosine",
+                                               "selector": {"name": "maxmin", "first": "score"}},
     "dart key norms, visionzip selection and merge": {"scorer": "key_norm", "selector": "visionzip", "merger": "contextual"},
-    "fastv selection, visionzip merge": {"scorer": "attention", "selector": "topk", "merger": {"name": "contextual", "contextual_ratio": 1.0}},
-    "divprune on CLIP-space embeddings": {"graph": {"name": "cosine", "source": "image_embeds"}, "selector": "maxmin"},
+    "fastv selection, visionzip merge": {"scorer": "attention", "selector": "topk", "merger": {"name": "contextual", "targets": "all"}},
+    "divprune on CLIP-space embeddings": {"apply": "none", "graph": {"name": "cosine", "source": "image_embeds"}, "selector": "maxmin"},
 }
 
 
@@ -108,7 +110,9 @@ def test_fastv_scores_change_what_dpp_keeps():
 REFUSED_AT_BUILD = {
     "selector needs a graph": ({"scorer": "attention", "selector": "dpp"}, r"needs a similarity graph but the spec has no 'graph' block"),
     "selector needs scores": ({"graph": "cosine", "selector": "dpp"}, r"ranks tokens by score but the spec has no scorer"),
-    "merger needs scores": ({"selector": "uniform", "merger": "contextual"}, r"reads token scores but the spec has no scorer"),
+    "merger needs roles": ({"selector": "uniform", "merger": "contextual"}, r"merges into the targets the selector marks, but selector 'uniform'"),
+    "placement cannot feed a stage": ({"apply": "pre_llm", "scorer": "attention", "selector": "topk"},
+                                      r"needs VisualTokens.attention, which placement 'pre_llm' cannot provide"),
     "unknown stage option": ({"selector": {"name": "dart_pivots", "pivot_order": "sorted"}}, r"pivot_order"),
 }
 

@@ -31,9 +31,9 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 def test_presets_load_and_record_their_pruning_layer_in_file(name):
     preset = get_catalog().preset(name)
     raw = yaml.safe_load(Path(preset.path).read_text())
-    assert raw["placement"] == "layer" and raw["layer"] == 2
+    assert raw["apply"] == {"placement": "layer", "layer": 2}
     spec = load_spec(name)
-    assert spec.placement == "layer" and spec.layer == 2
+    assert spec.placement == "layer" and spec.apply.layer == 2
     assert build_pruner(spec).selector.name == "greedy_mis"
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from lmms_support import evaluate, make_model, samples
 
-from tokcompress.grounding import TESTSET_JSONL, format_prompt, load_default_model
+from tokcompress_grounding import TESTSET_JSONL, format_prompt, load_default_model
 from tokcompress.study.datasets import read_jsonl
 from tokcompress_lmms_eval.tasks import TASK, write_tasks
 

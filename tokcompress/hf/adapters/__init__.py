@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .base import CallInputs, ModelAdapter
+from ...catalog import Kind, get_catalog
+from ...errors import InputError, PluginError
+from .base import CallInputs, ModelAdapter, VisionSide
 from .gemma3 import Gemma3Adapter
 from .internvl import InternVLAdapter
 from .llava import LlavaAdapter, LlavaNextAdapter
@@ -20,39 +22,24 @@ BUILTIN_ADAPTERS = (
     SmolVLMAdapter,
 )
 
-__all__ = ["BUILTIN_ADAPTERS", "CallInputs", "ModelAdapter", "find_adapter", "registered_adapters"]
+__all__ = ["ADAPTER_KIND", "BUILTIN_ADAPTERS", "CallInputs", "ModelAdapter", "VisionSide", "find_adapter", "registered_adapters"]
+
+
+ADAPTER_KIND = Kind("tokcompress_register_model_adapters", ModelAdapter, key="family")
+"""Model adapters, keyed by family, through the catalog's one collector."""
 
 
 def registered_adapters() -> list[type[ModelAdapter]]:
     """Every adapter class from the plugin hook, in registration order; duplicate families are an error."""
-    from ...errors import PluginError
-    from ...plugins import get_plugin_manager
-
-    pm = get_plugin_manager()
-    seen: dict[str, tuple[type, str]] = {}
-    out = []
-    for impl in reversed(pm.hook.tokcompress_register_model_adapters.get_hookimpls()):
-        provider = pm.provider(impl.plugin_name)
-        for cls in impl.function() or ():
-            if not (isinstance(cls, type) and issubclass(cls, ModelAdapter)):
-                raise PluginError(f"{provider} registered {cls!r} as a model adapter, but it is not a ModelAdapter subclass")
-            if not cls.family or not cls.architectures:
-                raise PluginError(f"{provider}: model adapter {cls.__qualname__} needs `family` and `architectures`")
-            if cls.family in seen:
-                other, who = seen[cls.family]
-                raise PluginError(
-                    f"duplicate model adapter family {cls.family!r}: {other.__qualname__} from {who} "
-                    f"and {cls.__qualname__} from {provider}"
-                )
-            seen[cls.family] = (cls, provider)
-            out.append(cls)
-    return out
+    entries = get_catalog().entries("model_adapter", ADAPTER_KIND)
+    for e in entries.values():
+        if not e.cls.architectures:
+            raise PluginError(f"{e.provider}: model adapter {e.cls.__qualname__} needs `architectures`")
+    return [e.cls for e in entries.values()]
 
 
 def find_adapter(model) -> ModelAdapter:
     """The adapter instance for `model`; an unsupported class is an error listing the supported ones."""
-    from ...errors import InputError
-
     adapters = registered_adapters()
     for cls in adapters:
         if cls.matches(model):

@@ -17,7 +17,27 @@ from torch import nn
 
 from ...layout import Layout
 
-__all__ = ["ModelAdapter", "CallInputs"]
+__all__ = ["ModelAdapter", "CallInputs", "VisionSide"]
+
+
+@dataclass(frozen=True)
+class VisionSide:
+    """Where the ``vision`` placement hooks a model: its vision tower, projector and probed attention."""
+
+    tower: nn.Module
+    """Runs once per batch of images (its pre-hook arms the attention probe)."""
+    projector: nn.Module
+    """Receives the selected vision features ``[images, T, C]`` (its pre-hook selects and merges)."""
+    attention: nn.Module
+    """The attention module of the layer that produced the features (CLS attention and keys)."""
+    config: Any
+    """The vision config (its attention implementation is switched for probing)."""
+    skip: int
+    """Leading tokens (CLS) the attention covers but the features do not."""
+    layout: Any
+    """``layout(T) -> Layout`` of one image's ``T`` features."""
+    tokens_per_image: int
+    """Image tokens each image takes in the prompt (the vision budget applies per image)."""
 
 
 @dataclass
@@ -38,14 +58,13 @@ class ModelAdapter:
     """Base adapter: LLaVA-style models whose language model is ``model.model.language_model``.
 
     Class attributes: ``family`` (a short unique name), ``architectures`` (model class names this
-    adapter serves; matched against the class and its bases), ``vision_placement`` (whether the
-    ``vision`` placement is implemented for it), ``transformers_versions`` (a PEP 440 specifier the
-    adapter narrows the library's supported range with, "" for none) and ``transformers_reason``.
+    adapter serves; matched against the class and its bases), ``transformers_versions`` (a PEP 440
+    specifier the adapter narrows the library's supported range with, "" for none) and
+    ``transformers_reason``. `vision_side` opts a family into the ``vision`` placement.
     """
 
     family: ClassVar[str] = ""
     architectures: ClassVar[tuple[str, ...]] = ()
-    vision_placement: ClassVar[bool] = False
     transformers_versions: ClassVar[str] = ""
     transformers_reason: ClassVar[str] = ""
 
@@ -107,9 +126,14 @@ class ModelAdapter:
         `index` [B, M] are the kept positions, `real` [B, M] is False at filler slots (ragged rows).
         """
 
-    def install(self, handle) -> list[Any]:
-        """Per-instance extras (e.g. wrappers); return undo callables run on removal."""
+    def install(self, state) -> list[Any]:
+        """Per-instance extras (e.g. wrappers) that read the handle's `tokcompress.hf.state.CallState`;
+        return undo callables run on removal."""
         return []
+
+    def vision_side(self) -> "VisionSide | None":
+        """The vision tower's parts for the ``vision`` placement, or None when the family has no support."""
+        return None
 
     def rotary(self, decoder: nn.Module, hidden: torch.Tensor, position_ids: torch.Tensor, layer_type: str):
         """(cos, sin) for `position_ids` as the decoder would compute them (used when renumbering)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ...errors import InputError
 from ...layout import Layout
 from ..layout import llava_next_image_layout, row_layouts, square_layout
-from .base import CallInputs, ModelAdapter
+from .base import CallInputs, ModelAdapter, VisionSide
 
 
 class LlavaAdapter(ModelAdapter):
@@ -13,7 +13,18 @@ class LlavaAdapter(ModelAdapter):
 
     family = "llava"
     architectures = ("LlavaForConditionalGeneration",)
-    vision_placement = True
+
+    def vision_side(self) -> VisionSide:
+        cfg = self.config
+        layer = cfg.vision_feature_layer
+        if not isinstance(layer, int) or layer == 0:
+            raise InputError(f"placement 'vision' needs one vision_feature_layer other than 0 (the embeddings), got {layer!r}")
+        tower = self.model.model.vision_tower
+        layers = tower.encoder.layers
+        return VisionSide(tower=tower, projector=self.model.model.multi_modal_projector,
+                          attention=layers[layer if layer < 0 else layer - 1].self_attn, config=cfg.vision_config,
+                          skip=1 if cfg.vision_feature_select_strategy == "default" else 0, layout=square_layout,
+                          tokens_per_image=self.tokens_per_image())
 
     def tokens_per_image(self) -> int:
         v = self.config.vision_config

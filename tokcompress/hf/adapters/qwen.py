@@ -56,13 +56,13 @@ class Qwen3VLAdapter(QwenVLAdapter):
         if embeds is not None:
             kwargs["deepstack_visual_embeds"] = [e[rows.to(e.device)] for e in embeds]
 
-    def install(self, handle) -> list:
+    def install(self, state) -> list:
         decoder = self.decoder()
         original = decoder._deepstack_process  # bound method (or a previous instance attribute)
         had_instance_attr = "_deepstack_process" in vars(decoder)
 
         def deepstack(hidden_states, visual_pos_masks, visual_embeds):
-            kept = handle._kept_for_length(hidden_states.shape[1], visual_pos_masks.shape[1])
+            kept = state.kept_for_length(hidden_states.shape[1], visual_pos_masks.shape[1])
             if kept is not None:
                 visual_pos_masks, rows = gather_deepstack(visual_pos_masks, kept.index, kept.real)
                 visual_embeds = visual_embeds[rows.to(visual_embeds.device)]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ...command import Command, positive_int
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("suite", help="suite YAML file, or the name of a shipped suite (registry/suites/)")
@@ -13,12 +15,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("local", "ray"), default="local",
                         help="local: this process (default); ray: one Ray worker per model (pip install 'tokcompress[ray]')")
     parser.add_argument("--ray-address", help="connect to a running Ray cluster instead of starting a local one")
-    parser.add_argument("--ray-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
+    parser.add_argument("--ray-cpus", type=positive_int, help="CPUs of the local Ray instance (default: all)")
     parser.add_argument("--keep-going", action="store_true", help="record the rows that work, list the failures, exit 1")
     parser.add_argument("--no-report", action="store_true", help="skip the tables and plots after the run")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--dry-run", action="store_true", help="validate the suite and print the row counts only")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own; 1 is fastest for tiny models on a busy machine)")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's own; 1 is fastest for tiny models on a busy machine)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         import torch
 
-        torch.set_num_threads(max(1, args.threads))
+        torch.set_num_threads(args.threads)
     loaded = load_suite(args.suite)
     run_dir = args.run_dir or Path("runs") / loaded.name
     db_path = args.db or run_dir / "results.sqlite"
@@ -72,3 +74,8 @@ def run(args: argparse.Namespace) -> int:
     return 0 if summary.complete else 1
 
 
+class AblateCommand(Command):
+    name = "ablate"
+    help = "run an ablation suite into a results database (resumable)"
+    add_arguments = staticmethod(add_arguments)
+    run = staticmethod(run)

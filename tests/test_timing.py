@@ -1,0 +1,64 @@
+"""`time_paired`: rounds interleave every configuration in a rotated order, and speed-ups are per-round ratios."""
+
+from __future__ import annotations
+
+import pytest
+
+from tokcompress.errors import InputError
+from tokcompress.timing import time_paired
+
+
+class FakeClock:
+    """Advances by the duration the running configuration declares; records the call order."""
+
+    def __init__(self) -> None:
+        self.now, self.order = 0.0, []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def run(self, name: str, seconds):
+        def call():
+            self.order.append(name)
+            self.now += seconds() if callable(seconds) else seconds
+        return call
+
+
+def test_rounds_rotate_and_ratios_are_paired():
+    clock = FakeClock()
+    # seconds per run: warm-up, round 1, round 2 (the machine is 4x slower in round 1: pairing cancels it)
+    durations = {"none": iter([9.0, 4.0, 1.0]), "a": iter([9.0, 1.0, 0.5]), "b": iter([9.0, 2.0, 2.0])}
+    runs = {name: clock.run(name, lambda it=it: next(it)) for name, it in durations.items()}
+    result = time_paired(runs, "none", rounds=2, warmup=1, clock=clock, sync=lambda: None)
+    # warm-up round in order none, a, b; then rotated: a, b, none; then b, none, a
+    assert clock.order == ["none", "a", "b", "a", "b", "none", "b", "none", "a"]
+    assert result.ms == {"none": [4000.0, 1000.0], "a": [1000.0, 500.0], "b": [2000.0, 2000.0]}
+    ratio = result.speedup("a")  # per round: 4000/1000 = 4, 1000/500 = 2
+    assert (ratio.median, ratio.low, ratio.high, ratio.n) == (3.0, 2.0, 4.0, 2)
+    assert result.speedup("none").median == 1.0 and result.median_ms("b") == 2000.0
+
+
+def test_context_around_each_run_is_outside_the_timed_span():
+    import contextlib
+
+    clock = FakeClock()
+    entered = []
+
+    @contextlib.contextmanager
+    def attach():
+        entered.append(clock.now)
+        clock.now += 100.0  # expensive set-up: must not be timed
+        yield
+        clock.now += 100.0
+
+    result = time_paired({"none": clock.run("none", 1.0), "p": clock.run("p", 0.5)}, "none", rounds=3, warmup=0,
+                         around={"p": attach}, clock=clock, sync=lambda: None)
+    assert result.ms["p"] == [500.0] * 3 and len(entered) == 3
+    assert result.speedup("p").median == 2.0
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(InputError, match="reference 'x' is not one of the runs"):
+        time_paired({"a": lambda: None}, "x")
+    with pytest.raises(InputError, match="rounds must be >= 1"):
+        time_paired({"a": lambda: None}, "a", rounds=0)

@@ -1,0 +1,97 @@
+"""What the integration's placements share: their ``apply`` parameters and the strategy contract.
+
+A placement (``pre_llm``, ``layer``, ``vision``) is a light declaration (parameters, what it can
+feed, spec checks) registered through the ``tokcompress_register_placements`` hook; its `Strategy`
+does the model work once `attach` has found the model's adapter.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Literal
+
+import torch
+
+from ...component import Component, Params
+from ...errors import SpecError
+from ...placement import Placement
+
+if TYPE_CHECKING:
+    from ..handle import PruningHandle
+
+__all__ = ["ModelPlacement", "Strategy", "PositionsParams", "FeaturesParams"]
+
+
+class PositionsParams(Params):
+    positions: Literal["original", "contiguous"] = "original"
+    """RoPE positions of the kept tokens: ``original`` (FastV, DART, D2Pruner: pruned tokens leave a
+    gap) or ``contiguous`` (renumbered, as the DivPrune, CDPruner and VisionZip reference code does)."""
+
+
+class FeaturesParams(PositionsParams):
+    features: Literal["hidden", "normed"] = "hidden"
+    """What `VisualTokens.features` / ``text_features`` hold: ``hidden`` (hidden states entering the
+    pruning layer, or the projector outputs pre-LLM) or ``normed`` (the same through the decoder's
+    final norm, as DART compares them)."""
+
+
+class ModelPlacement(Placement):
+    """A placement `attach` can run: `strategy` builds the object that hooks the model."""
+
+    strategy: ClassVar[type["Strategy"]]
+
+    def check(self, parts: dict[str, Component], others: Iterable[type[Placement]]) -> None:
+        super().check(parts, others)
+        if getattr(self.params, "features", "hidden") == "normed" and parts.get("merger") is not None:
+            raise SpecError(
+                "apply.features 'normed' cannot be combined with a merger: merged features must stay in the "
+                "decoder's hidden-state space; use features: hidden"
+            )
+
+
+class Strategy:
+    """The model work of one placement for one `PruningHandle`: hooks, pruning, decode fix-ups."""
+
+    def __init__(self, handle: "PruningHandle", params: Any) -> None:
+        self.handle = handle
+        self.params = params
+        self.renumber = getattr(params, "positions", "original") == "contiguous"
+        self.features = getattr(params, "features", "hidden")
+
+    @property
+    def layer(self) -> int:
+        """Pruning layer K (0 before the decoder)."""
+        return 0
+
+    unit: ClassVar[str] = "sample"
+    """What one budget applies to (a sample, or an image for the vision placement)."""
+
+    def check_model(self) -> None:
+        """Refuse a model this placement cannot run on (called once at attach)."""
+
+    def install(self) -> list[Any]:
+        """Hooks of this placement; returns undo callables."""
+        return []
+
+    def prepare(self) -> None:
+        """A prefill is about to be pruned: install what only pruning needs (probes), once."""
+
+    def budget_units(self, call: Any) -> list[int]:
+        """Visual tokens of each unit the budget applies to (default: each row of the batch)."""
+        return call.visual.sum(dim=1).tolist()
+
+    def prefill(self, kwargs: dict[str, Any], cache: Any) -> None:
+        """The decoder's prefill call is about to run with `kwargs` (edited in place)."""
+
+    def decode_inputs(self, args: tuple, kwargs: dict[str, Any]):
+        """Top-level inputs of a decode step continuing a pruned prefill; None keeps them."""
+        return None
+
+    def decode_positions(self, positions: torch.Tensor) -> torch.Tensor:
+        """Decode position ids when the caller gave none (`positions`: cache length onwards)."""
+        return positions
+
+    def finish(self) -> None:
+        """The decoder's call returned (prefill or decode)."""
+
+    def describe(self) -> str:
+        return type(self).__name__

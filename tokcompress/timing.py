@@ -1,0 +1,90 @@
+"""Honest wall-clock comparisons: warm-up, paired and interleaved runs, ratios per pair.
+
+On a shared or throttled machine the load drifts during a measurement. Timing the configurations
+one after the other and dividing their medians attributes that drift to whichever ran last. Here
+every round runs every configuration once, in an order rotated from round to round, and the speed-up
+of a configuration is the median of its per-round ratios to the reference run of the same round,
+reported with the spread of those ratios and the number of CPU threads. The demo, ``tokcompress
+generate`` and the study tooling's ``prefill_ms`` / ``prefill_speedup`` all time through here.
+(`torch.utils.benchmark.Timer` measures one statement well, but cannot pair rounds across
+configurations that each need a pruner attached; its synchronisation rule is the one used here.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, ContextManager, Mapping
+
+import torch
+
+from .errors import InputError
+
+__all__ = ["Ratio", "Comparison", "time_paired"]
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """Median of per-round ratios, with the lowest and highest (the spread) and the number of rounds."""
+
+    median: float
+    low: float
+    high: float
+    n: int
+
+    def format(self) -> str:
+        return f"{self.median:.2f}x [{self.low:.2f}-{self.high:.2f}]"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Milliseconds per round for every configuration, all measured in the same rounds."""
+
+    reference: str
+    ms: dict[str, list[float]]
+    threads: int
+
+    def median_ms(self, name: str) -> float:
+        return statistics.median(self.ms[name])
+
+    def speedup(self, name: str) -> Ratio:
+        """Reference time over `name`'s time, round by round."""
+        ratios = [r / c for r, c in zip(self.ms[self.reference], self.ms[name])]
+        return Ratio(statistics.median(ratios), min(ratios), max(ratios), len(ratios))
+
+
+def _sync() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+def time_paired(runs: Mapping[str, Callable[[], Any]], reference: str, *, rounds: int = 7, warmup: int = 1,
+                around: Mapping[str, Callable[[], ContextManager]] | None = None,
+                clock: Callable[[], float] = time.perf_counter, sync: Callable[[], None] = _sync) -> Comparison:
+    """Time every callable of `runs` once per round for `rounds` rounds, after `warmup` untimed rounds.
+
+    `around[name]()` is a context entered before and left after each run of `name`, outside the timed
+    span (e.g. attaching a pruner). The order of the runs rotates every round, so no configuration
+    always follows the same one. `clock` and `sync` are injectable (tests use a fake clock).
+    """
+    if reference not in runs:
+        raise InputError(f"time_paired: reference {reference!r} is not one of the runs {sorted(runs)}")
+    if rounds < 1 or warmup < 0:
+        raise InputError(f"time_paired: rounds must be >= 1 and warmup >= 0, got {rounds}, {warmup}")
+    around = around or {}
+    names = list(runs)
+    ms: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(warmup + rounds):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            with around.get(name, contextlib.nullcontext)():
+                sync()
+                start = clock()
+                runs[name]()
+                sync()
+                elapsed = (clock() - start) * 1e3
+            if r >= warmup:
+                ms[name].append(elapsed)
+    return Comparison(reference, ms, torch.get_num_threads())
