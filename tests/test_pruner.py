@@ -142,6 +142,8 @@ class PickWith(Selector):
         (None, PickWith(torch.tensor([[0, 1, 2]])), r"returned indices \(1, 3\) torch.int64; expected a LongTensor of shape \[1, 2\]"),
         (None, PickWith(torch.tensor([[0, 6]])), r"selector 'broken' \(PickWith\) returned indices outside \[0, 6\)"),
         (None, PickWith(torch.tensor([[3, 3]])), r"selector 'broken' \(PickWith\) returned the same index twice"),
+        (None, PickWith(torch.tensor([[2, -1]])), r"returned indices outside \[0, 6\)"),
+        (None, PickWith(torch.tensor([[5, 5]])), r"returned the same index twice"),
     ],
 )
 def test_misbehaving_stage_is_named(scorer, selector, message):
@@ -188,3 +190,12 @@ def test_keep_all_returns_the_input_for_every_preset():
         out = tokcompress.build_pruner(name).compress(tokens, keep=n)
         assert out.indices.tolist() == [list(range(n))] * b, name
         assert torch.equal(out.features, tokens.features) and not bool(out.merged.any()), name
+
+
+def test_checks_of_the_picks_cover_every_row():
+    pruner = Pruner(SPEC, selector=PickWith(torch.tensor([[0, 1, 2], [4, 1, 4]])))
+    with pytest.raises(StageError, match=r"returned the same index twice"):
+        pruner.select(VisualTokens(torch.randn(2, 6, 3)), keep=3)
+    pruner = Pruner(SPEC, selector=PickWith(torch.tensor([[0, 1, 2], [3, 6, 1]])))
+    with pytest.raises(StageError, match=r"outside \[0, 6\)"):
+        pruner.select(VisualTokens(torch.randn(2, 6, 3)), keep=3)

@@ -55,6 +55,16 @@ def test_nan_features_are_refused_but_padding_may_hold_anything():
     assert t.coords()[1].tolist() == [[0, 0, 0], [0, 0, 1], [-1, -1, -1], [-1, -1, -1]]
 
 
+def test_check_values_false_skips_only_the_scan_of_values():
+    f = feats()
+    f[0, 1, 1] = float("nan")
+    t = VisualTokens(f, attention=torch.full((2, 4), float("inf")), check_values=False)
+    assert t.present() == {"features", "attention"}
+    assert t.rows([1]).check_values is False
+    with pytest.raises(InputError, match=r"attention has shape \(2, 3\)"):
+        VisualTokens(f, attention=torch.rand(2, 3), check_values=False)
+
+
 def test_text_fields_must_agree_on_the_text_length():
     with pytest.raises(InputError, match=r"text_embeds has shape \(2, 5, 2\); expected \[2, 3, \.\.\.\]"):
         VisualTokens(feats(), text_keys=torch.randn(2, 3, 2), text_embeds=torch.randn(2, 5, 2))

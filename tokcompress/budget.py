@@ -7,6 +7,7 @@ here, so ``ratio=0.25`` means the same number of tokens everywhere.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from typing import Annotated, Any, Optional, Sequence, Union
@@ -102,6 +103,8 @@ class Budget(StrictNumbers):
             if not isinstance(budget, Budget):
                 raise InputError(f"budget= must be a tokcompress.Budget, got {type(budget).__name__}")
             return budget
+        if ratio is None and type(keep) is int and keep >= 1:  # the common call: one validation per count
+            return _plain_keep(keep)
         from pydantic import ValidationError
 
         try:
@@ -142,3 +145,9 @@ class Budget(StrictNumbers):
 
     def kwargs(self) -> dict[str, Any]:
         return {"keep": self.keep} if self.keep is not None else {"ratio": self.ratio}
+
+
+@functools.lru_cache(maxsize=256)
+def _plain_keep(keep: int) -> Budget:
+    """Budgets are frozen, so one validated instance per plain count serves every call."""
+    return Budget(keep=keep)

@@ -6,6 +6,8 @@ Every call returns one result type, `Selection`, with or without a merger.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -117,7 +119,7 @@ class Pruner:
             raise InputError(f"select expects VisualTokens, got {type(tokens).__name__}")
         budget = Budget.of(keep, ratio, budget)
         self._check_inputs(tokens)
-        counts = budget.counts(tokens.valid_counts().tolist())
+        counts = budget.counts(tokens.valid_sizes())
         if len(set(counts)) == 1:
             return self._run(tokens, counts[0])
         parts = {k: [b for b, c in enumerate(counts) if c == k] for k in dict.fromkeys(counts)}
@@ -128,15 +130,17 @@ class Pruner:
 
         Every row must keep the same count; `prune` takes per-row budgets.
         """
-        if isinstance(tokens, VisualTokens):
-            counts = Budget.of(keep, ratio).counts(tokens.valid_counts().tolist())
-            if len(set(counts)) > 1:
-                raise InputError(
-                    f"rows would keep different numbers of tokens ({sorted(set(counts))}) for valid counts "
-                    f"{tokens.valid_counts().tolist()} with keep={keep!r}, ratio={ratio!r}; select returns one "
-                    "[B, M] tensor: use Pruner.prune (per-row budgets) or pass a keep every row reaches"
-                )
-        return self.prune(tokens, keep, ratio).indices
+        if not isinstance(tokens, VisualTokens):
+            return self.prune(tokens, keep, ratio).indices  # raises prune's error
+        budget = Budget.of(keep, ratio)
+        counts = budget.counts(tokens.valid_sizes())
+        if len(set(counts)) > 1:
+            raise InputError(
+                f"rows would keep different numbers of tokens ({sorted(set(counts))}) for valid counts "
+                f"{tokens.valid_sizes()} with keep={keep!r}, ratio={ratio!r}; select returns one "
+                "[B, M] tensor: use Pruner.prune (per-row budgets) or pass a keep every row reaches"
+            )
+        return self.prune(tokens, budget=budget).indices
 
     def compress(self, tokens: VisualTokens, keep: Any = None, ratio: Any = None) -> Selection:
         """Kept indices and their features (merged where the merger ran): `prune`, kept for its name."""
@@ -144,8 +148,8 @@ class Pruner:
 
     # -- pipeline -----------------------------------------------------------------------
     def _run(self, tokens: VisualTokens, k: int) -> Selection:
-        valid = tokens.valid_mask()
-        B, N = valid.shape
+        valid = tokens.mask  # None: every token is valid
+        B, N = tokens.batch_size, tokens.num_tokens
         if k == N:  # keeps everything (only reachable when no row has padding): nothing to score or merge
             idx = torch.arange(N, device=tokens.device).expand(B, N).clone()
             return _selection(tokens, idx, torch.full_like(idx, KEEP))
@@ -164,7 +168,7 @@ class Pruner:
                     f"{label(self.graph)} returned {graph!r}; expected a {self.graph.provides} Graph over {N} tokens"
                 )
         picks = self.selector.select(tokens, scores, graph, k)
-        idx, roles = _check_picks(self.selector, picks, valid, k)
+        idx, roles = _check_picks(self.selector, picks, valid, (B, N), k)
         if self.merger is None:
             return _selection(tokens, idx, roles)
         feats, merged = self.merger.merge(tokens, idx, roles if self.selector.marks_roles else None, scores)
@@ -217,7 +221,7 @@ def _check_tensor(component: Component, what: str, t: Any, shape: tuple[int, ...
     if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape or not t.is_floating_point():
         got = f"{tuple(t.shape)} {t.dtype}" if isinstance(t, torch.Tensor) else type(t).__name__
         raise StageError(f"{label(component)} returned {what} {got}; expected a float tensor of shape {list(shape)}")
-    if bool(torch.isfinite(t.sum())):  # a finite sum proves every value finite: one reduction, one sync
+    if math.isfinite(t.sum().item()):  # a finite sum proves every value finite: one reduction, one sync
         return
     bad = ~torch.isfinite(t)
     if valid is not None:
@@ -226,23 +230,31 @@ def _check_tensor(component: Component, what: str, t: Any, shape: tuple[int, ...
         raise StageError(f"{label(component)} returned non-finite {what} (NaN/inf) at {bad.nonzero()[0].tolist()}")
 
 
-def _check_picks(component: Selector, picks: Any, valid: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sorted indices ``[B, k]`` and their roles, after checking the selector kept its contract."""
-    B, N = valid.shape
+def _check_picks(
+    component: Selector, picks: Any, valid: torch.Tensor | None, shape: tuple[int, int], k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted indices ``[B, k]`` and their roles, after checking the selector kept its contract
+    (`valid`: the tokens' mask, None when every token is valid)."""
+    B, N = shape
     idx, roles = (picks.indices, picks.roles) if isinstance(picks, Picks) else (picks, None)
     if not isinstance(idx, torch.Tensor) or idx.dtype != torch.long or tuple(idx.shape) != (B, k):
         got = f"{tuple(idx.shape)} {idx.dtype}" if isinstance(idx, torch.Tensor) else type(idx).__name__
         raise StageError(f"{label(component)} returned indices {got}; expected a LongTensor of shape [{B}, {k}]")
     if roles is not None and (not isinstance(roles, torch.Tensor) or tuple(roles.shape) != (B, k)):
         raise StageError(f"{label(component)} returned roles that are not a tensor of shape [{B}, {k}]")
-    if bool(((idx < 0) | (idx >= N)).any()):
-        raise StageError(f"{label(component)} returned indices outside [0, {N})")
     idx, order = torch.sort(idx, dim=1)
-    roles = torch.full_like(idx, KEEP) if roles is None else torch.gather(roles.long(), 1, order)
-    if k > 1 and bool((idx[:, 1:] == idx[:, :-1]).any()):
+    # One device sync for a selection that keeps its contract: ascending after the sort, so the first
+    # and last columns bound the range, and equal neighbours are the only possible duplicates.
+    ok = (idx[:, 0] >= 0) & (idx[:, -1] < N)
+    if k > 1:
+        ok &= (idx[:, 1:] != idx[:, :-1]).all(dim=1)
+    if not bool(ok.all()):
+        if bool(((idx < 0) | (idx >= N)).any()):
+            raise StageError(f"{label(component)} returned indices outside [0, {N})")
         raise StageError(f"{label(component)} returned the same index twice in a row")
-    if not bool(torch.gather(valid, 1, idx).all()):
+    if valid is not None and not bool(torch.gather(valid, 1, idx).all()):
         raise StageError(f"{label(component)} selected padding tokens (VisualTokens.mask is False there)")
+    roles = torch.full_like(idx, KEEP) if roles is None else torch.gather(roles.long(), 1, order)
     return idx, roles
 
 

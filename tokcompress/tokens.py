@@ -45,6 +45,11 @@ class VisualTokens:
     mask:         [B, N] bool, True where a visual token is real (ragged batches pad at the end or anywhere).
     layout:       one `Layout` for every row, or one per row; its token count must equal the row's
                   valid-token count. None means "no spatial information".
+    check_values: False skips the NaN/inf scan of every field (shapes, dtypes, devices, masks and
+                  layouts are always checked). The scan reads every value once; the Hugging Face
+                  placements skip it for hidden states the model itself just produced, on every
+                  prefill (a NaN there reaches the model's output anyway, and NaN attention still
+                  fails the pipeline's check of the scores).
     """
 
     features: torch.Tensor
@@ -57,7 +62,9 @@ class VisualTokens:
     mask: torch.Tensor | None = None
     layout: Layout | Sequence[Layout] | None = None
     text_features: torch.Tensor | None = None
+    check_values: bool = field(default=True, repr=False, compare=False)
     _layouts: tuple[Layout, ...] | None = field(default=None, init=False, repr=False, compare=False)
+    _present: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         f = self.features
@@ -90,6 +97,7 @@ class VisualTokens:
             self._check_mask("text_mask", (B, T))
         self._check_finite("features", f)
         object.__setattr__(self, "_layouts", self._resolve_layouts())
+        object.__setattr__(self, "_present", frozenset(n for n in DATA_FIELDS if getattr(self, n) is not None))
 
     # -- validation helpers -------------------------------------------------------------
     def _check(self, name: str, lead: tuple[int, int], extra: int, desc: str) -> None:
@@ -120,6 +128,11 @@ class VisualTokens:
             raise InputError(f"VisualTokens.{name} is on {m.device} but features are on {self.features.device}")
 
     def _check_finite(self, name: str, t: torch.Tensor) -> None:
+        if not self.check_values:
+            return
+        self._scan_finite(name, t)
+
+    def _scan_finite(self, name: str, t: torch.Tensor) -> None:
         """NaN/inf at valid tokens is an error.
 
         A finite sum proves every summed value finite, so one reduction per token (a single read, no
@@ -179,6 +192,12 @@ class VisualTokens:
     def valid_counts(self) -> torch.Tensor:
         return self.valid_mask().sum(dim=1)
 
+    def valid_sizes(self) -> list[int]:
+        """Valid tokens per row as ints (no device round trip when there is no mask)."""
+        if self.mask is None:
+            return [self.num_tokens] * self.batch_size
+        return self.valid_counts().tolist()
+
     def layouts(self) -> tuple[Layout, ...] | None:
         """One `Layout` per row (valid tokens only), or None."""
         return self._layouts
@@ -193,9 +212,9 @@ class VisualTokens:
             out[b, valid[b]] = lay.coords()
         return out.to(self.device)
 
-    def present(self) -> set[str]:
-        """Names of the optional fields this batch carries."""
-        return {f.name for f in fields(self) if not f.name.startswith("_") and getattr(self, f.name) is not None}
+    def present(self) -> frozenset[str]:
+        """Names of the fields this batch carries."""
+        return self._present
 
     def rows(self, rows: Sequence[int]) -> "VisualTokens":
         """The batch of rows `rows` only (every field, masks and layouts included)."""
@@ -205,3 +224,7 @@ class VisualTokens:
         if self._layouts is not None:
             out["layout"] = [self._layouts[r] for r in rows]
         return VisualTokens(**out)
+
+
+DATA_FIELDS = frozenset(f.name for f in fields(VisualTokens) if f.init and f.name != "check_values")
+"""The fields that carry data (`present` reports these)."""

@@ -96,7 +96,8 @@ def visual_tokens(needs: dict[str, Any], rows: list[int], visual: torch.Tensor, 
     if {"text_keys", "text_features"} & needs.keys():
         fields.update(_text_fields(needs, rows, visual, tensors))
     ragged = not bool(valid.all())
-    return VisualTokens(**fields, mask=valid if ragged else None, layout=[layouts[b] for b in rows]), positions
+    tokens = VisualTokens(**fields, mask=valid if ragged else None, layout=[layouts[b] for b in rows], check_values=False)
+    return tokens, positions
 
 
 def _text_fields(needs: dict[str, Any], rows: list[int], visual: torch.Tensor, tensors: ModelTensors) -> dict[str, Any]:

@@ -91,7 +91,7 @@ class VisionStrategy(InputsStrategy):
                 fields["attention"] = self.probe.attention[:, skip:].to(feats.device)
             if self.probe.want_keys:
                 fields["keys"] = self.probe.keys[:, skip:].float().to(feats.device)
-        sel = h.pruner.prune(VisualTokens(**fields, layout=self.side.layout(T)), budget=h.budget)
+        sel = h.pruner.prune(VisualTokens(**fields, layout=self.side.layout(T), check_values=False), budget=h.budget)
         out = None
         if bool(sel.merged.any()):
             out = feats.clone()
