@@ -85,8 +85,9 @@ def visual_tokens(needs: dict[str, Any], rows: list[int], visual: torch.Tensor, 
     idx, valid = _left_aligned(positions, device)
     sel = torch.tensor(rows, device=device)
 
-    def gather(t: torch.Tensor) -> torch.Tensor:
-        return take(t[sel].float().to(device), idx, 1)
+    def gather(t: torch.Tensor) -> torch.Tensor:  # the visual rows first, so only they are copied and cast
+        rows_of_t = t if len(rows) == t.shape[0] else t[sel.to(t.device)]
+        return take(rows_of_t, idx.to(t.device), 1).to(device, torch.float32)
 
     fields: dict[str, Any] = {"features": gather(tensors.features)}
     if tensors.attention is not None and "attention" in needs:
