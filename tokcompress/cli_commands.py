@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Callable
 
 from .catalog import STAGES, get_catalog
 from .command import Command
 from .errors import TokcompressError
 
-__all__ = ["PluginsCommand", "PresetsCommand", "SchemaCommand", "ValidateCommand", "CORE_COMMANDS"]
+__all__ = ["ListingCommand", "PluginsCommand", "PresetsCommand", "SchemaCommand", "ValidateCommand", "CORE_COMMANDS"]
 
 LISTED_KINDS = (*STAGES, "placement", "metric", "dataset", "model_source", "command")
 """Kinds `tokcompress plugins` lists."""
@@ -19,51 +20,77 @@ def _summary(cls: type) -> str:
     return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
 
 
-class PluginsCommand(Command):
-    name = "plugins"
-    help = "list every registered component, its kind and provider"
+class ListingCommand(Command):
+    """A verb that lists rows: a rich table, or JSON with ``--json``. Subclasses give rows and columns."""
+
+    title = ""
+    columns: dict[str, Callable[[dict], str]] = {}
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--json", action="store_true", help="machine-readable output")
 
     @classmethod
-    def run(cls, args: argparse.Namespace) -> int:
-        from rich.console import Console
-        from rich.table import Table
+    def rows(cls) -> list[dict]:
+        raise NotImplementedError
 
-        catalog = get_catalog()
-        kinds = {k: catalog.entries(k) for k in LISTED_KINDS}
-        rows = [
-            {"kind": kind, "name": e.name, "class": f"{e.cls.__module__}.{e.cls.__qualname__}", "provider": e.provider,
-             "params": list(getattr(e.cls, "Params", None).model_fields) if hasattr(e.cls, "Params") else [],
-             "summary": _summary(e.cls)}
-            for kind, entries in kinds.items()
-            for e in entries.values()
-        ]
+    @classmethod
+    def run(cls, args: argparse.Namespace) -> int:
+        rows = cls.rows()
         if args.json:
             print(json.dumps(rows, indent=2))
             return 0
-        table = Table("kind", "name", "provider", "params", "summary", title="tokcompress components")
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(*cls.columns, title=cls.title)
         for r in rows:
-            table.add_row(r["kind"], r["name"], r["provider"], ", ".join(r["params"]), r["summary"])
+            table.add_row(*(cell(r) for cell in cls.columns.values()))
         Console().print(table)
         return 0
 
 
-class PresetsCommand(Command):
+def _where(row: dict) -> str:
+    apply = row.get("apply") or {}
+    return apply.get("placement", "-") + (f" K={apply['layer']}" if "layer" in apply else "")
+
+
+class PluginsCommand(ListingCommand):
+    name = "plugins"
+    help = "list every registered component, its kind and provider"
+    title = "tokcompress components"
+    columns = {
+        "kind": lambda r: r["kind"],
+        "name": lambda r: r["name"],
+        "provider": lambda r: r["provider"],
+        "params": lambda r: ", ".join(r["params"]),
+        "summary": lambda r: r["summary"],
+    }
+
+    @classmethod
+    def rows(cls) -> list[dict]:
+        catalog = get_catalog()
+        return [
+            {"kind": kind, "name": e.name, "class": f"{e.cls.__module__}.{e.cls.__qualname__}", "provider": e.provider,
+             "params": list(e.cls.Params.model_fields) if hasattr(e.cls, "Params") else [], "summary": _summary(e.cls)}
+            for kind in LISTED_KINDS
+            for e in catalog.entries(kind).values()
+        ]
+
+
+class PresetsCommand(ListingCommand):
     name = "presets"
     help = "list named presets"
+    title = "tokcompress presets"
+    columns = {
+        "name": lambda r: r["name"],
+        "apply": _where,
+        "stages": lambda r: " -> ".join(f"{k}:{v}" for k, v in r.get("stages", {}).items()) or f"[red]{r.get('error')}",
+        "provider": lambda r: r["provider"],
+    }
 
     @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--json", action="store_true", help="machine-readable output")
-
-    @classmethod
-    def run(cls, args: argparse.Namespace) -> int:
-        from rich.console import Console
-        from rich.table import Table
-
+    def rows(cls) -> list[dict]:
         from .spec import load_spec
 
         catalog = get_catalog()
@@ -76,17 +103,7 @@ class PresetsCommand(Command):
             except TokcompressError as exc:  # a preset whose plugin is missing still lists, with the reason
                 info = {"error": str(exc)}
             rows.append({"name": preset.name, "path": str(preset.path), "provider": preset.provider, **info})
-        if args.json:
-            print(json.dumps(rows, indent=2))
-            return 0
-        table = Table("name", "apply", "stages", "provider", title="tokcompress presets")
-        for r in rows:
-            apply = r.get("apply") or {}
-            where = apply.get("placement", "-") + (f" K={apply['layer']}" if "layer" in apply else "")
-            stages = " -> ".join(f"{k}:{v}" for k, v in r.get("stages", {}).items()) or f"[red]{r.get('error')}"
-            table.add_row(r["name"], where, stages, r["provider"])
-        Console().print(table)
-        return 0
+        return rows
 
 
 class SchemaCommand(Command):
