@@ -325,11 +325,8 @@ class PruningHandle:
                           "(handle.stats.visual_after)", stacklevel=2)
         if not all(full):
             return False
-        counts = call.visual.sum(dim=1).tolist()
-        real = call.attention_mask.bool() if call.attention_mask is not None else torch.ones_like(call.visual)
-        text = (real & ~call.visual).sum(dim=1).tolist()
-        self.stats = make_stats(self.text_config, self.placement, self.layer, counts, counts, text, 0.0, skipped=True)
         self.last_selection = [row.nonzero().flatten().cpu() for row in call.visual]
+        self._describe(call, self.last_selection, 0.0, skipped=True)
         return True
 
     # -- pruning, shared by the placements ---------------------------------------------------
@@ -356,11 +353,15 @@ class PruningHandle:
         call = self.state.call
         self.state.pruned = Pruned(kept, kept.padding(call.attention_mask))
         self.last_selection = [c.detach().cpu() for c in chosen]
+        self._describe(call, chosen, seconds)
+
+    def _describe(self, call: CallInputs, chosen: list[torch.Tensor], seconds: float, skipped: bool = False) -> None:
+        """`stats` of this prefill: visual tokens before and after, text tokens, FLOPs, selection time."""
         counts = call.visual.sum(dim=1).tolist()
-        real = (call.attention_mask.bool() if call.attention_mask is not None else torch.ones_like(call.visual))
+        real = call.attention_mask.bool() if call.attention_mask is not None else torch.ones_like(call.visual)
         text = (real & ~call.visual).sum(dim=1).tolist()
         self.stats = make_stats(self.text_config, self.placement, self.layer, counts, [len(c) for c in chosen], text,
-                                seconds)
+                                seconds, skipped)
 
     def frozen_choice(self, visual: torch.Tensor) -> list[torch.Tensor]:
         frozen = self.state.frozen
