@@ -13,7 +13,8 @@ Configurations run through `tokcompress.timing.time_paired`: a warm-up round, th
 every configuration runs once in a rotated order; a speed-up is the median over rounds of the ratio
 within each round (baseline and configuration timed seconds apart, under the same load). A *bare
 decoder* fed the kept sequence directly (no tokcompress) separates the hardware's efficiency at the
-smaller size from our overhead; two keep-all rows measure the fixed cost of an attached pruner that
+smaller size from our overhead (its runs are part of the same paired rounds, so "our overhead" is a
+per-round ratio too); two keep-all rows measure the fixed cost of an attached pruner that
 prunes nothing (the shortcut, and the whole machinery with every token kept). Predicted speed-up = unpruned / pruned decoder FLOPs (`tokcompress.flops`, SwiGLU
 count ``4nd^2 + 2n^2d + 3ndm``; FastV's ``2ndm`` shown too), so it is compared with the decoder
 time. Target: measured >= 90% of predicted. The whole-prefill speed-up is lower by the work that
@@ -88,19 +89,19 @@ class DecoderClock:
         self.ms = (time.perf_counter() - self.start) * 1000.0
 
 
-def bare_decoder_ms(model, inputs, rounds: int) -> dict[int, float]:
-    """Median decoder time fed `n` tokens directly (no tokcompress): the GEMMs' own efficiency at that size.
+def bare_decoder_runs(model, inputs) -> dict[int, object]:
+    """Decoder calls fed `n` tokens directly (no tokcompress): the GEMMs' own efficiency at that size.
 
-    The pruned prefill can at best run at this speed; the gap between it and the FLOPs prediction is
-    the hardware's, the gap between it and a pruned prefill is ours.
+    They run in the same paired rounds as the configurations: the pruned prefill can at best run at
+    this speed; the gap between it and the FLOPs prediction is the hardware's, the gap between it and
+    a pruned prefill of the same round is ours.
     """
     decoder = model.model.language_model
     embeds = model.get_input_embeddings()(inputs["input_ids"])
-    n_full, n_text = embeds.shape[1], N_TEXT_BEFORE + N_TEXT_AFTER
-    sizes = {n_full: embeds, n_text + KEEP: torch.cat([embeds[:, :N_TEXT_BEFORE + KEEP], embeds[:, N_TEXT_BEFORE + N_IMAGE:]], 1)}
-    runs = {str(n): (lambda e=e: decoder(inputs_embeds=e, use_cache=True)) for n, e in sizes.items()}
-    timing = time_paired(runs, str(n_full), rounds=rounds, warmup=1)
-    return {n: timing.median_ms(str(n)) for n in sizes}
+    n_full = embeds.shape[1]
+    sizes = {n_full: embeds, N_TEXT_BEFORE + N_TEXT_AFTER + KEEP:
+             torch.cat([embeds[:, :N_TEXT_BEFORE + KEEP], embeds[:, N_TEXT_BEFORE + N_IMAGE:]], 1)}
+    return {n: (lambda e=e: decoder(inputs_embeds=e, use_cache=True)) for n, e in sizes.items()}
 
 
 def main(argv=None) -> int:
@@ -140,11 +141,12 @@ def main(argv=None) -> int:
     for label, freeze in (("fastv keep-all", False), ("fastv keep-all (machinery)", True)):
         runs[label] = forward(label)
         around[label] = lambda label=label, freeze=freeze: attached(label, "fastv", N_IMAGE, freeze)
+    n_full, n_kept = n_text + N_IMAGE, n_text + KEEP
+    bare_runs = {f"bare {n}": fn for n, fn in bare_decoder_runs(model, inputs).items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the keep-all rows warn that nothing is pruned: that is their point
-        timing = time_paired(runs, "none", rounds=args.rounds, warmup=1, around=around)
-    bare = bare_decoder_ms(model, inputs, args.rounds)
-    n_full, n_kept = n_text + N_IMAGE, n_text + KEEP
+        timing = time_paired({**runs, **bare_runs}, "none", rounds=args.rounds, warmup=1, around=around)
+    bare = {n: timing.median_ms(f"bare {n}") for n in (n_full, n_kept)}
     rows = []
     for name in runs:
         dec = decoder_ms[name][1:]  # the warm-up round's first
@@ -164,11 +166,13 @@ def main(argv=None) -> int:
             row["predicted_speedup"] = tokcompress.flops(model.config, n_text, N_IMAGE, KEEP, layer, mlp="swiglu").speedup
             row["predicted_speedup_fastv_formula"] = tokcompress.flops(model.config, n_text, N_IMAGE, KEEP, layer).speedup
             row["measured_over_predicted"] = paired_dec / row["predicted_speedup"]
-            bare_ms = (layer * bare[n_full] + (L - layer) * bare[n_kept]) / L  # same layers, fed their sizes directly
-            row["bare_decoder_ms"] = bare_ms
-            row["bare_speedup"] = bare[n_full] / bare_ms
+            # The same layers fed their sizes directly, round by round: K layers at the full size, the rest kept.
+            bare_ms = [(layer * f + (L - layer) * k) / L
+                       for f, k in zip(timing.ms[f"bare {n_full}"], timing.ms[f"bare {n_kept}"])]
+            row["bare_decoder_ms"] = statistics.median(bare_ms)
+            row["bare_speedup"] = statistics.median(b / m for b, m in zip(decoder_ms["none"][1:], bare_ms))
             row["bare_over_predicted"] = row["bare_speedup"] / row["predicted_speedup"]
-            row["our_overhead"] = row["decoder_ms"] / bare_ms - 1
+            row["our_overhead"] = statistics.median(d / m - 1 for d, m in zip(dec, bare_ms))
         rows.append(row)
     from rich.console import Console
     from rich.table import Table
