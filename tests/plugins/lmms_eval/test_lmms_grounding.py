@@ -78,6 +78,7 @@ def test_pruned_run_logs_28_kept_tokens_per_sample_and_its_costs(lmms):
     assert throughput["avg_tokcompress_visual_tokens_after"] == 28
     assert throughput["avg_tokcompress_flops_ratio"] == pytest.approx(statistics.fmean(c["flops_ratio"] for c in counts))
     assert lmms["unpruned"]["throughput"]["avg_tokcompress_flops_ratio"] == 1.0
+    assert throughput["avg_tokcompress_prefill_ms_median"] == pytest.approx(statistics.median(c["prefill_ms"] for c in counts))
 
 
 def test_the_model_is_accurate_and_pruning_costs_accuracy(lmms):
