@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..graphs.base import take_rows
+
 __all__ = ["Kept", "build_kept", "take"]
 
 
@@ -78,6 +80,8 @@ def take(t: torch.Tensor, index: torch.Tensor, dim: int) -> torch.Tensor:
     dim = dim % t.dim()
     bdim = dim - 1
     B, M = index.shape
+    if dim == 1 and t.shape[0] == B:  # [B, N, ...]: an index_select, without an index as large as the result
+        return take_rows(t, index.to(t.device))
     if t.shape[bdim] != B:
         t = t.expand(*t.shape[:bdim], B, *t.shape[bdim + 1:])
     view = [1] * t.dim()
