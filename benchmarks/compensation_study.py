@@ -7,10 +7,10 @@ Three subcommands, all CPU, one thread by default (the machine is shared):
     #    as JSONL, a summary and the counting confusion matrices
     python benchmarks/compensation_study.py val --n 1000 --out runs/compensation-val
 
-    # 2. the test-set table comes from `tokcompress ablate compensation` (the suite in the grounding plugin);
-    #    paired comparisons (exact McNemar) of each compensated spec against the same spec uncompensated,
-    #    counting confusion (over / under-counting), markdown tables and the figure
-    python benchmarks/compensation_study.py paired runs/compensation/results.sqlite --out docs/figures
+    # 2. the test-set table comes from `tokcompress ablate compensation --threads 1` (the suite in the grounding
+    #    plugin); paired comparisons (exact McNemar) of each compensated spec against the same spec uncompensated,
+    #    over / under-counting, markdown tables and the figure (docs/results/compensation/, docs/figures/)
+    python benchmarks/compensation_study.py paired runs/compensation/results.sqlite --out runs/compensation/paired
 
     # 3. which layers need the bias: a diagnostic that applies it only in some layers >= K (validation)
     python benchmarks/compensation_study.py layers --n 1000 --out runs/compensation-val
@@ -276,7 +276,7 @@ def cmd_paired(args) -> int:
     rows = load_rows(Path(args.db))
     truth = truths(Path(args.db))
     labels = sorted({spec for spec, _ in rows})
-    budgets = sorted({b for _, b in rows}, key=lambda b: -float(b.split("=")[-1]) if "=" in b else 0)
+    budgets = sorted({b for _, b in rows if b.startswith("keep=")}, key=lambda b: -int(b.split("=")[1]))
     ref_key = next(k for k in rows if k[0] in ("unpruned", "none", "reference"))
     ids = sorted(set.intersection(*(set(table) for table in rows.values())))  # questions every config has run
     if len(ids) < len(rows[ref_key]):
@@ -319,6 +319,25 @@ def cmd_paired(args) -> int:
                 lines.append(f"| {method + suffix} | {budget} | {r['grounding']:.1f} | {r['counting']:.1f} | "
                              f"{r['over']} / {r['under']} / {r['other']} | {pc} | {pg} |")
     (out / "compensation-table.md").write_text("\n".join(lines) + "\n")
+    compact = ["| spec | counting % at 64 / 28 / 16 | grounding % at 64 / 28 / 16 | counting over / under at 28 | "
+               "McNemar p at 28 vs off (counting / grounding) |", "|---|---|---|---|---|"]
+    r = results[ref_key]
+    compact.append(f"| unpruned (256) | {r['counting']:.1f} | {r['grounding']:.1f} | {r['over']} / {r['under']} | |")
+    order = budgets
+    for method in METHODS:
+        for suffix, name in (("", ""), ("+bias", " + bias"), ("+bias+mean", " + bias + mean")):
+            cells = [results.get((method + suffix, b)) for b in order]
+            if any(c is None for c in cells):
+                continue
+            at28 = results[(method + suffix, "keep=28")]
+            p = ""
+            if suffix:
+                base = results[(method, "keep=28")]
+                p = f"{mcnemar(at28['c'], base['c'])[2]:.2g} / {mcnemar(at28['g'], base['g'])[2]:.2g}"
+            counting = " / ".join(f"{c['counting']:.1f}" for c in cells)
+            grounding = " / ".join(f"{c['grounding']:.1f}" for c in cells)
+            compact.append(f"| {method}{name} | {counting} | {grounding} | {at28['over']} / {at28['under']} | {p} |")
+    (out / "compensation-compact.md").write_text("\n".join(compact) + "\n")
     (out / "compensation-summary.json").write_text(json.dumps(
         {f"{s}|{b}": {k: v for k, v in r.items() if k not in ("g", "c")} for (s, b), r in results.items()}, indent=1))
     print("\n".join(lines))
