@@ -6,16 +6,19 @@
 """
 
 from .errors import InputError, PluginError, SpecError, StageError, TokcompressError
+from .budget import Budget
 from .flops import flops
 from .layout import Grid, Layout, OffGrid
-from .pruner import Compressed, Pruner, build_pruner, resolve_budget
+from .pruner import Compressed, Pruner, Selection, build_pruner, resolve_budget
 from .spec import PrunerSpec, load_spec
 from .tokens import VisualTokens
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Budget",
     "Compressed",
+    "Selection",
     "Grid",
     "InputError",
     "Layout",

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Optional, Sequence, Union
+from typing import Annotated, Any, Optional, Sequence, Union
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from .errors import InputError
+from .component import StrictNumbers
+from .errors import InputError, shorten
 
 __all__ = ["Budget", "share", "EPSILON"]
 
@@ -35,7 +36,7 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-class Budget(BaseModel):
+class Budget(StrictNumbers):
     """Visual tokens to keep: exactly one of ``keep`` (a count, or one count per row) and ``ratio``.
 
     Rounding rule: ``max(1, floor(n * ratio + 1e-9))`` of a row's ``n`` visual tokens. A count at or
@@ -44,8 +45,10 @@ class Budget(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    keep: Optional[Union[int, tuple[int, ...]]] = None
-    ratio: Optional[float] = None
+    keep: Optional[Union[Annotated[int, Field(ge=1)], tuple[Annotated[int, Field(ge=1)], ...]]] = None
+    """Tokens kept per row (a count >= 1), or one count per row."""
+    ratio: Optional[float] = Field(None, gt=0, le=1)
+    """Share of each row's visual tokens, in (0, 1]."""
 
     @model_validator(mode="before")
     @classmethod
@@ -66,9 +69,10 @@ class Budget(BaseModel):
         values = list(value) if isinstance(value, (list, tuple)) else [value]
         for v in values:
             if not _is_int(v):
-                raise ValueError(f"keep must be an int, got {v!r} ({type(v).__name__}); a list of ints gives one count per row")
+                raise ValueError(f"keep must be an int, got {shorten(v)} ({type(v).__name__}); a list of ints gives one "
+                                 "count per row")
             if v < 1:
-                raise ValueError(f"keep must be >= 1, got {v!r}")
+                raise ValueError(f"keep must be >= 1, got {shorten(v)}")
         if isinstance(value, (list, tuple)):
             if not values:
                 raise ValueError("keep: a per-row list needs at least one count")
@@ -77,12 +81,10 @@ class Budget(BaseModel):
 
     @field_validator("ratio", mode="before")
     @classmethod
-    def _ratio(cls, value: Any) -> Any:
-        if value is None:
-            return None
-        if not _is_real(value) or not math.isfinite(float(value)) or not 0 < float(value) <= 1:
-            raise ValueError(f"ratio must be a number in (0, 1], got {value!r}")
-        return float(value)
+    def _ratio_is_a_number(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, numbers.Real):  # "0.5" is a typo, not a ratio
+            raise ValueError(f"ratio must be a finite number in (0, 1], got {shorten(value)} ({type(value).__name__})")
+        return value
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "Budget":
@@ -105,7 +107,13 @@ class Budget(BaseModel):
         try:
             return cls(keep=keep, ratio=ratio)
         except ValidationError as exc:
-            raise InputError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+            lines = []
+            for e in exc.errors():
+                msg = e["msg"].removeprefix("Value error, ")
+                if e["loc"] and e["loc"][0] == "ratio":
+                    msg = f"ratio must be a number in (0, 1], got {shorten(ratio)} ({msg})"
+                lines.append(msg)
+            raise InputError("; ".join(lines)) from None
 
     # -- resolving ------------------------------------------------------------------------
     def count(self, n: int, row: int = 0) -> int:

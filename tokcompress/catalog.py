@@ -16,7 +16,7 @@ from typing import Any
 from .command import Command
 from .component import Component
 from .debiasers.base import Debiaser
-from .errors import PluginError, SpecError, unknown_name
+from .errors import PluginError, SpecError, shorten, unknown_name
 from .graphs.base import GraphBuilder
 from .mergers.base import Merger
 from .placement import Placement
@@ -92,9 +92,16 @@ Preset = FileEntry
 def _hook_results(pm: PluginManager, hook: str) -> list[tuple[str, Any]]:
     """(provider, item) for each item each plugin returns, in registration order."""
     out = []
-    for impl in getattr(pm.hook, hook).get_hookimpls():
-        for item in impl.function() or ():
-            out.append((pm.provider(impl.plugin_name), item))
+    for impl in getattr(pm.hook, hook).get_hookimpls():  # registration order
+        provider = pm.provider(impl.plugin_name)
+        try:
+            out.extend((provider, item) for item in impl.function() or ())
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # a plugin's bug is reported as its own, not as a traceback of ours
+            raise PluginError(
+                f"plugin {provider}: hook {hook} failed: {type(exc).__name__}: {shorten(str(exc), quote=False)}"
+            ) from exc
     return out
 
 

@@ -1,9 +1,11 @@
 """The plugin manager, built once and cached: entry points of group ``tokcompress`` are the only way in.
 
 Built-in components are entry points of the ``tokcompress`` distribution itself, so they travel the
-same path as a third party's. ``TOKCOMPRESS_DISABLE_PLUGIN_AUTOLOAD=1`` skips every other
-distribution (hermetic tests, debugging); a third-party plugin that fails to import is skipped with
-a warning naming it, and the rest keep working.
+same path as a third party's, and load first. ``TOKCOMPRESS_DISABLE_PLUGIN_AUTOLOAD=1`` skips every
+other distribution (hermetic tests, debugging). Guarantees (docs/reliability.md): an entry-point
+name declared by two distributions is a `PluginError` naming both, whatever the install order, so
+no third party can replace a built-in; a plugin that fails to import (even by ``sys.exit``) is
+skipped with a `PluginLoadWarning` naming it, and the rest keep working.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from importlib.metadata import EntryPoint, entry_points
 import pluggy
 
 from . import hookspecs
+from .errors import PluginError, shorten
 
 __all__ = [
     "AUTOLOAD_ENV",
@@ -57,33 +60,59 @@ class PluginManager(pluggy.PluginManager):
         return f"{plugin_name} ({self.distributions.get(plugin_name, IN_PROCESS)})"
 
 
-def new_plugin_manager(extra_plugins: tuple[object, ...] = ()) -> PluginManager:
-    """A fresh manager: entry-point plugins, then `extra_plugins` (tests, notebooks)."""
-    pm = PluginManager()
-    skip_third_party = _autoload_disabled()
-    for ep in sorted(entry_points(group=hookspecs.PROJECT), key=lambda e: (_distribution(e), e.name)):
-        dist = _distribution(ep)
-        if skip_third_party and dist != BUILTIN_DISTRIBUTION:
+def _entry_points(skip_third_party: bool) -> list[EntryPoint]:
+    """Entry points to load, built-ins first; any name declared by two distributions is a `PluginError`.
+
+    Checked over the whole set before anything loads, so the outcome never depends on install order or
+    on how distribution names sort: a third party can never take a built-in's name (``core``, ``hf``...).
+    """
+    by_name: dict[str, list[EntryPoint]] = {}
+    for ep in entry_points(group=hookspecs.PROJECT):
+        if skip_third_party and _distribution(ep) != BUILTIN_DISTRIBUTION:
             continue
-        if pm.has_plugin(ep.name):
+        same = by_name.setdefault(ep.name, [])
+        if not any(_distribution(o) == _distribution(ep) and o.value == ep.value for o in same):
+            same.append(ep)
+    for name, eps in sorted(by_name.items()):
+        if len(eps) > 1:
+            eps.sort(key=lambda e: (_distribution(e) != BUILTIN_DISTRIBUTION, _distribution(e), e.value))
+            owners = " and ".join(f"{e.value} ({_distribution(e)})" for e in eps)
+            builtin = " (a built-in name, which no other distribution may use)" if any(
+                _distribution(e) == BUILTIN_DISTRIBUTION for e in eps) else ""
+            raise PluginError(
+                f"tokcompress: plugin name {name!r}{builtin} is declared by {owners}; uninstall or rename "
+                f"the third-party one (or set {AUTOLOAD_ENV}=1 to load built-ins only)"
+            )
+    return sorted(
+        (eps[0] for eps in by_name.values()),
+        key=lambda e: (_distribution(e) != BUILTIN_DISTRIBUTION, _distribution(e), e.name),
+    )
+
+
+def new_plugin_manager(extra_plugins: tuple[object, ...] = ()) -> PluginManager:
+    """A fresh manager: entry-point plugins (built-ins first), then `extra_plugins` (tests, notebooks)."""
+    pm = PluginManager()
+    for ep in _entry_points(_autoload_disabled()):
+        dist = _distribution(ep)
+        try:
+            plugin = ep.load()
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # ImportError, SystemExit at import...: one plugin must not end every command
             warnings.warn(
-                f"tokcompress: entry point {ep.name!r} of {dist} has the same name as one of "
-                f"{pm.distributions[ep.name]}; skipped",
+                f"tokcompress: plugin {ep.name!r} ({ep.value}) from distribution {dist} failed to import "
+                f"and was skipped: {type(exc).__name__}: {shorten(str(exc), quote=False)}",
                 PluginLoadWarning,
                 stacklevel=2,
             )
             continue
         try:
-            plugin = ep.load()
-        except Exception as exc:  # a broken third-party plugin must not take the library down
-            warnings.warn(
-                f"tokcompress: plugin {ep.name!r} ({ep.value}) from distribution {dist} failed to import "
-                f"and was skipped: {type(exc).__name__}: {exc}",
-                PluginLoadWarning,
-                stacklevel=2,
-            )
-            continue
-        pm.register(plugin, name=ep.name)
+            pm.register(plugin, name=ep.name)
+        except (pluggy.PluginValidationError, ValueError) as exc:
+            raise PluginError(
+                f"tokcompress: plugin {ep.name!r} ({ep.value}) from distribution {dist} cannot be registered: "
+                f"{shorten(str(exc), quote=False)}"
+            ) from None
         pm.distributions[ep.name] = dist
     for plugin in extra_plugins:
         pm.register(plugin)

@@ -23,12 +23,12 @@ import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping, Optional, Union
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import ConfigDict, Field, ValidationError, create_model
 
 from .catalog import Catalog, get_catalog
+from .component import StrictNumbers
 from .composition import check_composition
-from .errors import SpecError, unknown_name
+from .errors import SpecError, shorten, unknown_name
 
 __all__ = ["PrunerSpec", "load_spec", "spec_model", "spec_hash", "STAGE_FIELDS", "DEFAULT_APPLY", "LEGACY_APPLY_FIELDS"]
 
@@ -40,7 +40,7 @@ LEGACY_APPLY_FIELDS = ("placement", "layer", "features", "positions")
 """Former top-level spec fields, now inside ``apply`` (still read, with a deprecation warning)."""
 
 
-class PrunerSpec(BaseModel):
+class PrunerSpec(StrictNumbers):
     """Base of the spec model; the real class adds one discriminated union per stage and for ``apply``
     (`spec_model`)."""
 
@@ -94,14 +94,9 @@ def spec_model(catalog: Catalog) -> type[PrunerSpec]:
 
 # -- reading and merging ------------------------------------------------------------------------
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(f"cannot read spec file {path}: {exc}") from None
-    try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise SpecError(f"spec file {path} is not valid {path.suffix[1:].upper()}: {exc}") from None
+    from .documents import read_document  # safe, bounded, duplicate keys refused (docs/reliability.md)
+
+    data = read_document(path, "spec file", error=SpecError)
     if not isinstance(data, dict):
         raise SpecError(f"spec file {path} must hold a mapping of fields, got {type(data).__name__}")
     return data
@@ -215,11 +210,11 @@ def _explain(exc: ValidationError, origin: str, model: type[PrunerSpec]) -> Spec
             where = f"{what} {loc[1]!r}" + (f", field {'.'.join(loc[2:])!r}" if len(loc) > 2 else "")
         else:
             where = f"field {'.'.join(loc)!r}" if loc else "spec"
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = shorten(err["msg"].removeprefix("Value error, "), 400, quote=False)
         if err["type"] == "extra_forbidden" and len(loc) == 1:
             msg = unknown_name("field", loc[0], model.model_fields)
         elif "input" in err and err["type"] not in ("missing", "value_error"):
-            msg += f" (got {err['input']!r})"
+            msg += f" (got {shorten(err['input'])})"
         lines.append(f"  {where}: {msg}")
     return SpecError(f"invalid spec {origin}:\n" + "\n".join(lines))
 

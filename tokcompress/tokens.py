@@ -120,15 +120,25 @@ class VisualTokens:
             raise InputError(f"VisualTokens.{name} is on {m.device} but features are on {self.features.device}")
 
     def _check_finite(self, name: str, t: torch.Tensor) -> None:
-        """NaN/inf at valid tokens is an error; checked row by row to bound the temporary memory."""
-        per_token = self.mask is not None and (name == "features" or name in TOKEN_FIELDS)
-        for b in range(t.shape[0]):
-            bad = ~torch.isfinite(t[b])
-            if per_token:
-                bad &= self.mask[b].view(-1, *([1] * (t.dim() - 2)))
-            if bool(bad.any()):
-                where = [b, *bad.nonzero()[0].tolist()]
-                raise InputError(f"VisualTokens.{name} has non-finite values (NaN/inf), first at index {where}")
+        """NaN/inf at valid tokens is an error.
+
+        A finite sum proves every summed value finite, so one reduction per token (a single read, no
+        temporary of the tensor's size) clears a clean batch. Only tokens whose sum is not finite (a
+        NaN/inf, or finite values that overflow) are scanned element by element, to name the first bad
+        value or find there is none.
+        """
+        suspect = ~torch.isfinite(t.sum(dim=-1) if t.dim() == 3 else t)  # [B, N] or [B, T]
+        if self.mask is not None and (name == "features" or name in TOKEN_FIELDS):
+            suspect &= self.mask
+        if not bool(suspect.any()):
+            return
+        where = suspect.nonzero()  # row-major, so the first bad token found is the first overall
+        bad = ~torch.isfinite(t[where[:, 0], where[:, 1]]).view(len(where), -1)
+        found = bad.any(dim=1)
+        if bool(found.any()):
+            k = int(found.to(torch.uint8).argmax())
+            index = where[k].tolist() + ([int(bad[k].to(torch.uint8).argmax())] if t.dim() == 3 else [])
+            raise InputError(f"VisualTokens.{name} has non-finite values (NaN/inf), first at index {index}")
 
     def _resolve_layouts(self) -> tuple[Layout, ...] | None:
         if self.layout is None:
@@ -136,7 +146,7 @@ class VisualTokens:
         layouts = (self.layout,) * self.batch_size if isinstance(self.layout, Layout) else tuple(self.layout)
         if len(layouts) != self.batch_size:
             raise InputError(f"VisualTokens.layout has {len(layouts)} entries for a batch of {self.batch_size}")
-        counts = self.valid_counts().tolist()
+        counts = self.valid_counts().tolist() if self.mask is not None else [self.num_tokens] * self.batch_size
         for b, (lay, n) in enumerate(zip(layouts, counts)):
             if not isinstance(lay, Layout):
                 raise InputError(f"VisualTokens.layout[{b}] must be a Layout, got {type(lay).__name__}")

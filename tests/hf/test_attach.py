@@ -254,7 +254,7 @@ def test_spec_fields_choose_features_and_positions_and_arguments_override(tiny):
                                        ("divprune", "hidden", True)):
         with tokcompress.attach(model, preset, keep=3) as handle:
             assert (handle.features, handle.renumber) == (features, renumber), preset
-    with pytest.warns(DeprecationWarning, match=r"apply: .*'positions': 'original', 'features': 'normed'"):
+    with pytest.warns(DeprecationWarning, match=r"apply: \{.*positions: original, features: normed"):
         with tokcompress.attach(model, "divprune", keep=3, renumber_positions=False, features="normed") as handle:
             assert (handle.features, handle.renumber) == ("normed", False)
     with pytest.raises(tokcompress.InputError, match=r"apply.placement 'none': it runs through Pruner.prune"):

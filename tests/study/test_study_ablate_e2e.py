@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -105,9 +106,16 @@ def test_killed_run_resumes_to_the_same_rows(tmp_path, capsys, install_plugin):
     assert {m["kept_tokens"] for (s, spec, b), m in clean.items() if b == "keep=4"} == {4.0}
     assert {m["kept_tokens"] for (s, spec, b), m in clean.items() if b == "ratio=0.5"} == {8.0}
     assert all(m["flops_ratio"] < 1 for (s, spec, b), m in clean.items() if spec != "unpruned")
-    # and the report the clean run wrote
+    # and the report the clean run wrote: a figure per metric unless it would show nothing, and why
     report = tmp_path / "clean" / "report"
-    assert (report / "report.html").is_file() and len(list((report / "plots").glob("*.png"))) == len(SUITE["metrics"])
+    summary = json.loads((report / "summary.json").read_text())
+    figures = {f["metrics"][0]: f for f in summary["figures"] if f["kind"] == "metric"}
+    assert set(figures) == set(SUITE["metrics"])
+    assert figures["kept_tokens"]["skipped"] == "equals the x axis (retained visual tokens)"
+    assert figures["pace"]["skipped"] == "constant: every value is 1.00"
+    written = [f for f in summary["figures"] if not f["skipped"]]
+    assert (report / "report.html").is_file() and len(list((report / "plots").glob("*.png"))) == len(written) >= 2
+    assert (report / "tables" / "main.csv").is_file() and (report / "tables" / "paired.csv").is_file()
 
 
 def test_ablate_dry_run_and_bad_suite(tmp_path, capsys):

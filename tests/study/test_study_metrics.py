@@ -11,8 +11,9 @@ import torch
 
 from tokcompress.errors import InputError
 from tokcompress.study.datasets import BUNDLED_JSONL, Sample, SamplesDataset, read_jsonl
-from tokcompress.study.metrics import (BoxIoU, ExactMatch, FirstTokenAgreement, GroundingAccuracy, NextTokenKL, Outcome,
-                                       SequenceAgreement, box_iou, normalize_answer, parse_box)
+from tokcompress.study.metricinfo import MetricInfo, metric_info
+from tokcompress.study.metrics import (BUILTIN_METRICS, BoxIoU, ExactMatch, FirstTokenAgreement, GroundingAccuracy, Metric,
+                                       NextTokenKL, Outcome, SequenceAgreement, box_iou, normalize_answer, parse_box)
 from tokcompress.study.registry import get_study_catalog
 
 IMAGE = BUNDLED_JSONL.parent / "samples" / "box-circle.png"  # 64 x 64
@@ -91,6 +92,27 @@ def test_iou_and_grounding_accuracy():
     assert unit(outcome([1.0], text="[0.0, 0.0, 0.5, 0.5]"), outcome([1.0]), gt) == 1.0
     assert thousand(outcome([1.0], text="[0, 0, 500, 500]"), outcome([1.0]), gt) == 1.0
     assert acc(outcome([1.0], text="[0, 0, 32, 32]"), outcome([1.0]), sample()) is None
+
+
+def test_builtin_metrics_declare_what_reports_need():
+    for cls in BUILTIN_METRICS:
+        assert cls.title and cls.title != cls.name, cls.name
+        assert cls.value_type in ("binary", "continuous")
+    binary = {cls.name for cls in BUILTIN_METRICS if cls.value_type == "binary"}
+    assert binary == {"first_token_agreement", "sequence_agreement", "exact_match", "grounding_acc"}
+    assert metric_info("kl_next_token").label() == "Next-token KL divergence (nats)\u00a0\u2193"
+    assert metric_info("kept_tokens").label() == "Kept visual tokens (tokens)"  # no direction, no arrow
+    assert metric_info("exact_match").binary and not metric_info("box_iou").binary
+    assert metric_info("nosuch") == MetricInfo("nosuch", "nosuch", registered=False)
+
+
+def test_metric_metadata_is_checked_when_the_class_is_defined():
+    with pytest.raises(TypeError, match="metric class .*Bad: value_type must be 'binary' or 'continuous', got 'bool'"):
+        type("Bad", (Metric,), {"name": "bad", "value_type": "bool"})
+    with pytest.raises(TypeError, match="metric class .*Bad: higher_is_better must be True, False or None, got 'yes'"):
+        type("Bad", (Metric,), {"name": "bad", "higher_is_better": "yes"})
+    with pytest.raises(TypeError, match="metric class .*Bad: unit must be a string, got 3"):
+        type("Bad", (Metric,), {"name": "bad", "unit": 3})
 
 
 def test_builtins_registered_through_the_study_entry_point():

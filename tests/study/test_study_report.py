@@ -1,4 +1,4 @@
-"""Report: per-metric tables (specs x budgets) with intervals over samples, PNG plots, one self-contained HTML."""
+"""Report: per-metric tables (specs x budgets) with intervals over samples, figures, one self-contained HTML."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from tokcompress.cli import main
 from tokcompress.study.db import ResultsDB
-from tokcompress.study.report import budget_order, build_tables, write_report
+from tokcompress.study.report import MetricTable, budget_order, build_tables, write_report
 from tokcompress.study.stats import mean_ci
 
 
@@ -67,11 +67,13 @@ def test_tables_average_seeds_per_sample_then_bootstrap_over_samples(tmp_path):
 def test_report_files_plots_and_self_contained_html(tmp_path):
     make_db(tmp_path / "r.sqlite", VALUES)
     files = write_report(tmp_path / "r.sqlite", tmp_path / "out", quiet=True)
-    assert sorted(p.name for p in files.plots) == ["m__d__acc.png", "m__d__kl.png"]
+    # kl is 0.5 on every pruned row: a constant metric is skipped with the reason, not drawn
+    assert sorted(p.name for p in files.plots) == ["m__d__acc.png"]
     for p in files.plots:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = files.html.read_text()
-    assert page.count("data:image/png;base64,") == 2
+    assert page.count("data:image/png;base64,") == 1
+    assert "Figure skipped: constant: every value is 0.500." in page
     assert not re.search(r"""(src|href)=['"](?!data:)""", page)  # nothing external
     assert "<th>fastv</th>" in page and "keep=4" in page
     summary = json.loads(files.summary.read_text())
@@ -84,7 +86,7 @@ def test_report_cli(tmp_path, capsys):
     make_db(tmp_path / "results.sqlite", VALUES)
     assert main(["report", str(tmp_path), "--metric", "acc", "--no-plots"]) == 0
     out = capsys.readouterr().out
-    assert "acc - m on d" in out and "fastv" in out and "0.5 [" in out
+    assert "acc - m on d" in out and "fastv" in out and "0.500 [" in out
     assert (tmp_path / "report" / "report.html").is_file() and not (tmp_path / "report" / "plots").exists()
     assert main(["report", str(tmp_path), "--metric", "nosuch"]) == 2
     assert "no recorded values for metric(s) ['nosuch']" in capsys.readouterr().err
@@ -100,3 +102,25 @@ def test_report_shows_the_latest_settings_only(tmp_path):
     acc = next(t for t in files.tables if t.metric == "acc")
     assert all(c.estimate.mean == 0.0 for c in acc.cells.values())
     assert "30 older rows recorded with other settings are not shown" in files.html.read_text()
+
+
+def test_print_tables_keeps_its_call_form(tmp_path):
+    """``print_tables(tables, console)`` as callers (the grounding demo) use it; paired tables are optional."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from tokcompress.study.metricinfo import metric_info
+    from tokcompress.study.paired import build_paired
+    from tokcompress.study.report import print_tables
+
+    make_db(tmp_path / "r.sqlite", VALUES)
+    with ResultsDB(tmp_path / "r.sqlite") as db:
+        tables = build_tables(db.rows(), ["acc"])
+    out = StringIO()
+    print_tables(tables, Console(file=out, width=120))
+    assert "acc - m on d" in out.getvalue() and "difference from" not in out.getvalue()
+    print_tables(tables, Console(file=out, width=120), build_paired(tables))
+    assert "difference from fastv - acc" in out.getvalue()
+    kl = MetricTable("m", "d", "kl_next_token", [], [], info=metric_info("kl_next_token"))
+    assert kl.title == "Next-token KL divergence (kl_next_token) - m on d"  # the id too, as the CSV names it

@@ -33,7 +33,7 @@ def test_budget_shorthands_and_errors(suite_file):
     msg = errors_of(suite_file, budgets=[4, True, 0, 1.5, {"keep": 2, "ratio": 0.1}])
     assert "field 'budgets.1': a budget must be a keep count" in msg
     assert "field 'budgets.2.keep': keep must be >= 1, got 0" in msg
-    assert "field 'budgets.3.ratio': ratio must be a number in (0, 1], got 1.5" in msg
+    assert "field 'budgets.3.ratio': Input should be less than or equal to 1 (got 1.5)" in msg
     assert "field 'budgets.4': pass exactly one of keep= or ratio=" in msg
     msg = errors_of(suite_file, budgets=[4, 0.5, {"keep": 4}])
     assert "field 'budgets': duplicate budget 'keep=4' at position 2" in msg

@@ -22,6 +22,9 @@ class Graph(ABC):
     """``kind="similarity"``: float weights in fp32. ``kind="adjacency"``: bool edges, no self loops."""
 
     kind: ClassVar[GraphKind]
+    symmetric: ClassVar[bool] = False
+    """``G_ij == G_ji`` by definition: `dense` is then exactly symmetric, and a pass over every pair
+    may read only the blocks on and above the diagonal (`row_range` with ``column_start``)."""
 
     def __init__(self, batch_size: int, num_tokens: int, device: torch.device) -> None:
         self.batch_size = batch_size
@@ -32,10 +35,53 @@ class Graph(ABC):
     def rows(self, index: torch.Tensor) -> torch.Tensor:
         """Rows for tokens `index` (LongTensor ``[B, R]``): ``[B, R, N]`` (fp32 or bool)."""
 
+    def row_range(self, start: int, stop: int, column_start: int = 0) -> torch.Tensor:
+        """Rows of tokens ``start .. stop - 1`` in every batch row, from column `column_start` on:
+        ``[B, stop - start, N - column_start]``. Graphs whose rows are a product override it to slice
+        instead of gathering, and to compute only the columns asked for."""
+        idx = torch.arange(start, stop, device=self.device).expand(self.batch_size, -1)
+        return self.rows(idx)[..., column_start:]
+
+    def batch_rows(self, batch: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Rows of tokens `index` (``[b, R]``) in the batch rows `batch` (``[b]``): ``[b, R, N]``.
+        This default computes `rows` for the whole batch; graphs that can, compute only those rows."""
+        full = torch.zeros(self.batch_size, index.shape[1], dtype=torch.long, device=self.device)
+        full[batch] = index
+        return self.rows(full)[batch]
+
+    def diagonal(self) -> torch.Tensor | None:
+        """``[B, N]`` self-relations ``G_ii`` exactly as `rows` gives them, or None when they would
+        cost a pass over every row (selectors then use the kind's nominal value)."""
+        return None
+
     def dense(self, block_size: int = 1024) -> torch.Tensor:
         """The full ``[B, N, N]`` matrix, computed ``block_size`` rows at a time."""
-        idx = torch.arange(self.num_tokens, device=self.device).expand(self.batch_size, -1)
-        return torch.cat([self.rows(idx[:, s : s + block_size]) for s in range(0, self.num_tokens, block_size)], 1)
+        return torch.cat([self.row_range(s, e) for s, e in row_blocks(self.num_tokens, block_size)], 1)
+
+
+MIN_GEMM_ROWS = 8
+"""Products of fewer rows go through other kernels (a matrix-vector product for one row) whose
+rounding differs from the full matrix product's; blocks keep at least this many rows where they can."""
+
+
+def row_blocks(n: int, size: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of consecutive blocks of `size` rows over ``n``; a remainder shorter than
+    `MIN_GEMM_ROWS` joins the block before it (when `size` itself is not shorter)."""
+    bounds = [(s, min(s + size, n)) for s in range(0, n, size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < MIN_GEMM_ROWS <= size:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
+
+
+def take_rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``t[b, index[b]]`` for ``t`` ``[B, N, ...]`` and ``index`` ``[B, R]``: an index_select on the
+    flattened batch when ``t`` is contiguous, several times faster than gather with an expanded index
+    (which also materialises an int64 index as large as the result)."""
+    B, N = t.shape[:2]
+    if t.is_contiguous():
+        flat = (index + torch.arange(B, device=index.device).unsqueeze(1) * N).flatten()
+        return t.reshape(B * N, *t.shape[2:]).index_select(0, flat).view(*index.shape, *t.shape[2:])
+    return t[torch.arange(B, device=index.device).unsqueeze(1), index]
 
 
 class GraphBuilder(Component):

@@ -34,7 +34,7 @@ from .placements.base import ModelPlacement, Strategy
 from .selection import ModelTensors, RowChoice, replay_rows, select_rows
 from .state import CallState, Pruned, Step
 from .stats import PruneStats, make_stats
-from .tensors import cache_length, per_row_seq
+from .tensors import cache_arg, cache_length, per_row_seq
 from .versions import check_transformers_version
 
 __all__ = ["attach", "PruningHandle"]
@@ -53,14 +53,15 @@ def attach(model: nn.Module, pruner: "str | Path | Mapping[str, Any] | PrunerSpe
     renumber_positions / features: deprecated; set ``apply.positions`` / ``apply.features`` in the spec.
     Returns a `PruningHandle`; use it as a context manager or call ``.remove()``.
     """
-    check_transformers_version()
     if model in _attached:
         raise InputError(f"{type(model).__name__} already has a tokcompress pruner attached; remove it first")
+    adapter = find_adapter(model)
+    check_transformers_version(adapter)
     budget = Budget.of(keep, ratio)
     built = pruner if isinstance(pruner, Pruner) else build_pruner(pruner)
     if renumber_positions is not None or features is not None:
         built = _override_apply(built, renumber_positions, features)
-    handle = PruningHandle(model, find_adapter(model), built, budget)
+    handle = PruningHandle(model, adapter, built, budget)
     _attached[model] = handle
     return handle
 
@@ -71,8 +72,9 @@ def _override_apply(pruner: Pruner, renumber: bool | None, features: str | None)
         apply["positions"] = "contiguous" if renumber else "original"
     if features is not None:
         apply["features"] = features
+    block = ", ".join(f"{k}: {v}" for k, v in apply.items())
     warnings.warn(f"attach(renumber_positions=, features=) is deprecated; put them in the spec: "
-                  f"`apply: {apply}`", DeprecationWarning, stacklevel=3)
+                  f"`apply: {{{block}}}`", DeprecationWarning, stacklevel=3)
     return build_pruner({**pruner.spec.to_dict(), "apply": apply})
 
 
@@ -253,7 +255,7 @@ class PruningHandle:
         state = self.state
         state.new_call()
         ids = kwargs.get("input_ids", args[0] if args else None)
-        cache = kwargs.get("past_key_values")
+        cache = cache_arg(kwargs)
         past = cache_length(cache)
         if ids is None:
             if past == 0 and any(kwargs.get(k) is not None for k in _IMAGE_INPUTS):
@@ -290,7 +292,7 @@ class PruningHandle:
         if embeds is None:
             return None
         state = self.state
-        cache = kwargs.get("past_key_values")
+        cache = cache_arg(kwargs)
         past = cache_length(cache)
         B, L = embeds.shape[:2]
         call = state.call
@@ -317,7 +319,7 @@ class PruningHandle:
         state = self.state
         if state.mode == "prefill":
             state.image_inputs = {}
-            state.remember_cache(getattr(output, "past_key_values", None))
+            state.remember_cache(cache_arg(output) if isinstance(output, Mapping) else None)
         self.strategy.finish()
         state.mode = None
         state.memo = {}

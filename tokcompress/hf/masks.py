@@ -9,6 +9,8 @@ SDPA, additive for eager, None when SDPA can use ``is_causal``) all come out as 
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any
 
 import torch
@@ -31,8 +33,8 @@ def layer_mask(text_config, layer_type: str, hidden: torch.Tensor, padding: torc
 
     if getattr(text_config, "use_bidirectional_attention", False):
         raise InputError("pruning models with use_bidirectional_attention=True is not supported")
-    kwargs = dict(config=text_config, inputs_embeds=hidden, attention_mask=padding, past_key_values=cache,
-                  position_ids=None, layer_idx=layer_idx)
+    kwargs = dict(config=text_config, inputs_embeds=hidden, attention_mask=padding, position_ids=None,
+                  layer_idx=layer_idx, **{_cache_name(mu.create_causal_mask): cache})
     if layer_type == "full_attention":
         return mu.create_causal_mask(**kwargs, block_sequence_ids=block_ids, allow_is_causal_skip=allow_skip)
     if layer_type == "sliding_attention":
@@ -50,6 +52,12 @@ def layer_mask(text_config, layer_type: str, hidden: torch.Tensor, padding: torc
             and_mask_function=mu.sliding_window_overlay(text_config.sliding_window),
         )
     raise InputError(f"decoder layer type {layer_type!r} is not supported (expected full_attention or sliding_attention)")
+
+
+@functools.lru_cache(maxsize=None)
+def _cache_name(fn) -> str:
+    """``cache`` from transformers 5.24 on, ``past_key_values`` before (5.24+ still takes the old name, with a warning)."""
+    return "cache" if "cache" in inspect.signature(fn).parameters else "past_key_values"
 
 
 def lm_mask(original: Any, text_config, layer_types: list[str], hidden: torch.Tensor, padding: torch.Tensor,

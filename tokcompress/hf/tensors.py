@@ -3,7 +3,7 @@ decode-step masks, merged features, cache length."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
@@ -11,7 +11,17 @@ from .kept import Kept
 from .selection import RowChoice
 from .state import Pruned, Step
 
-__all__ = ["cache_length", "per_row", "per_row_seq", "with_choices", "decode_padding"]
+__all__ = ["cache_arg", "cache_length", "per_row", "per_row_seq", "with_choices", "decode_padding"]
+
+
+def cache_arg(kwargs: Mapping[str, Any]) -> Any:
+    """The KV cache among a forward's keyword arguments (or an output's fields).
+
+    transformers 5.24 renamed ``past_key_values`` to ``cache`` (the old name still reaches a top-level
+    ``forward`` from callers, renamed inside); both are looked up so either release works.
+    """
+    cache = kwargs.get("cache")
+    return cache if cache is not None else kwargs.get("past_key_values")
 
 
 def cache_length(cache: Any) -> int:

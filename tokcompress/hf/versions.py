@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
-import warnings
+from typing import Any
 
-__all__ = ["TESTED_TRANSFORMERS", "check_transformers_version"]
+from ..errors import InputError
 
-TESTED_TRANSFORMERS = "5.23."
-"""The transformers series the integration tests run against."""
+__all__ = ["SUPPORTED_TRANSFORMERS", "check_transformers_version"]
+
+SUPPORTED_TRANSFORMERS = ">=5.14,<5.26"
+"""transformers releases the hooks are tested on: `make test` runs tests/hf at both ends (5.14.x and 5.25.x).
+5.14 is the first with per-layer mask sizing (``create_causal_mask(layer_idx=...)``), which `masks` relies on."""
 
 
-def check_transformers_version() -> None:
-    """Warn when the installed transformers is not the tested series (hooks read model internals)."""
+def check_transformers_version(adapter: Any = None) -> None:
+    """Refuse a transformers release outside the tested range (library-wide, then the adapter's own).
+
+    The hooks read model internals that move between minor releases; an untested release could give
+    wrong outputs instead of an error, so it is an error naming the range.
+    """
     import transformers
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
 
-    if not transformers.__version__.startswith(TESTED_TRANSFORMERS):
-        warnings.warn(
-            f"tokcompress.attach is tested with transformers {TESTED_TRANSFORMERS}x, found {transformers.__version__}; "
-            "the hooks read model internals that change between minor releases",
-            stacklevel=3,
-        )
+    found = Version(transformers.__version__)
+    release = Version(".".join(map(str, found.release)))  # 5.26.0.dev0 counts as 5.26.0
+    if release not in SpecifierSet(SUPPORTED_TRANSFORMERS):
+        raise InputError(f"tokcompress.attach supports transformers {SUPPORTED_TRANSFORMERS}, found "
+                         f"{transformers.__version__}; install a release in that range")
+    extra = getattr(adapter, "transformers_versions", "")
+    if extra and release not in SpecifierSet(extra):
+        raise InputError(f"the {adapter.family} adapter supports transformers {extra} (within "
+                         f"{SUPPORTED_TRANSFORMERS}), found {transformers.__version__}: {adapter.transformers_reason}")

@@ -37,8 +37,8 @@ class TextRelevanceParams(Params):
     """Min and max over each row's valid tokens (``row``: every token of one sample, all crops of an
     image together), or over the whole batch (``batch``: CDPruner's ``relevance.min()`` when several
     samples are stacked in one call). Rows never influence each other under ``row``."""
-    eps: float = Field(1e-6, ge=0)
-    """Added to the numerator of the min-max normalisation (CDPruner: 1e-6), so no token scores 0."""
+    eps: float = Field(1e-6, ge=0, le=1)
+    """Added to the numerator of the min-max normalisation (CDPruner: 1e-6), so no token scores 0; at most 1."""
 
 
 class TextRelevanceScorer(Scorer):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from ..component import Params
+from pydantic import Field
+
+from ..component import INT64_MAX, Params
 from ..graphs.base import Graph
 from ..layout import OFF_GRID, Grid, Layout
 from ..tokens import VisualTokens
@@ -12,7 +14,7 @@ from .base import Selector
 
 
 class RandomParams(Params):
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=INT64_MAX)
     """Seed of the CPU generator each row draws from afresh: a sample's subset depends only on the
     seed and its valid-token count, not on the device or its position in the batch."""
 

@@ -4,6 +4,10 @@ Distance is ``1 - similarity`` from the graph (cosine for DivPrune). DivPrune's 
 token whose nearest neighbour is farthest: the largest *second-smallest* entry of its distance
 column (the smallest is, up to rounding, its distance to itself). Every later pick maximises the
 minimum distance to the picked set; ``argmax`` takes the first maximum, so ties go to the lower index.
+
+Cost: the first pick needs every entry of the N x N similarity (one pass, in blocks when the matrix
+exceeds the memory budget); each later pick is an O(N) update with the new pick's row, read from the
+dense matrix or computed with the rows of the next likely picks (see `GraphRows`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class MaxMinSelector(Selector):
     Differences from DivPrune's code, all documented: distances are fp32 (the reference uses the
     model dtype, fp16, so near-ties may break differently); a picked token is never picked again
     (the reference could re-pick one only when every remaining token duplicates a picked one).
+    Returns the picks in pick order.
     """
 
     name = "maxmin"
@@ -44,36 +49,76 @@ class MaxMinSelector(Selector):
         valid = tokens.valid_mask()
         reader = GraphRows(graph, self.params)
         if self.params.first == "score":
+            hint = scores.float().masked_fill(~valid, float("-inf"))
             first = rank_descending(scores, valid)[:, 0]
         else:
-            first = nn_distance(reader, valid).argmax(dim=-1)
-        blocked = ~valid
+            hint = nn_distance(reader, valid, padded=tokens.mask is not None)
+            first = hint.argmax(dim=-1)
         picks = [first]
-        blocked = blocked.scatter(1, first[:, None], True)
-        min_dist = 1.0 - reader.row(first)
+        # min_dist is -inf at padding and picked tokens; fmin keeps it there even where a row is NaN
+        # (padding may hold anything) and equals minimum wherever both values are finite.
+        min_dist = (1.0 - reader.pick_row(first, hint)).masked_fill_(~valid, float("-inf"))
+        min_dist.scatter_(1, first.unsqueeze(1), float("-inf"))
         for _ in range(keep - 1):
-            min_dist = min_dist.masked_fill(blocked, float("-inf"))
             j = min_dist.argmax(dim=-1)
             picks.append(j)
-            blocked = blocked.scatter(1, j[:, None], True)
-            min_dist = torch.minimum(min_dist, 1.0 - reader.row(j))
+            row = reader.pick_row(j, min_dist)
+            min_dist.scatter_(1, j.unsqueeze(1), float("-inf"))
+            torch.fmin(min_dist, 1.0 - row, out=min_dist)
         return torch.stack(picks, dim=1)
 
 
-def nn_distance(reader: GraphRows, valid: torch.Tensor) -> torch.Tensor:
+def nn_distance(reader: GraphRows, valid: torch.Tensor, padded: bool = True) -> torch.Tensor:
     """``[B, N]``: each valid token's second-smallest distance to the valid tokens (self included).
 
-    Padding tokens score ``-inf``; a row with a single valid token gives it ``+inf``. With a dense
-    matrix the *columns* are read, as DivPrune does (a rounded matrix product need not be symmetric).
+    Padding tokens score ``-inf``; a row with a single valid token gives it ``+inf``. ``padded=False``
+    promises every token is valid (no masking, and no host sync to find out). The *columns*
+    are read, as DivPrune does (a rounded matrix product need not be symmetric); for a `symmetric`
+    graph they are its rows: the dense matrix's, or without it only the blocks on and above the
+    diagonal, each computed once. Distance
+    ``1 - s`` falls as ``s`` rises, so the second-smallest distance is ``1 -`` the second-largest
+    similarity, whatever the rounding.
     """
-    parts = []
-    if reader.dense is not None:
-        columns = reader.dense.transpose(1, 2)
-        blocks = ((s, columns[:, s : s + reader.block_size]) for s in range(0, columns.shape[1], reader.block_size))
+    B, N = valid.shape
+    k = min(2, N)
+    if reader.dense is None and reader.graph.symmetric:
+        top = torch.full((B, 2, N), float("-inf"), device=valid.device)  # two largest per column, descending
+        for s, e, rows in reader.upper_blocks():  # rows [B, R, N - s]: the pairs (i in s..e, j >= s)
+            if padded:
+                rows = rows.masked_fill(~valid[:, s:e].unsqueeze(2), float("-inf"))
+            _merge_top2(top[:, :, s:], _top2(rows, dim=1))  # columns j >= s, over the block's rows
+            if e < N:  # rows i in s..e, over the columns j >= e (their pairs j < e came as columns)
+                right = rows[:, :, e - s :]
+                if padded:
+                    right = right.masked_fill(~valid[:, e:].unsqueeze(1), float("-inf"))
+                _merge_top2(top[:, :, s:e], _top2(right, dim=2).transpose(1, 2))
+        second = top[:, 1]
     else:
-        blocks = reader.blocks()
-    for _, rows in blocks:
-        dist = (1.0 - rows).masked_fill(~valid[:, None, :], float("inf"))
-        k = min(2, dist.shape[-1])
-        parts.append(dist.topk(k, dim=-1, largest=False).values[..., k - 1])
-    return torch.cat(parts, dim=1).masked_fill(~valid, float("-inf"))
+        # A symmetric graph's dense matrix is exactly symmetric: its contiguous rows are its columns.
+        columns = None if reader.dense is None or reader.graph.symmetric else reader.dense.transpose(1, 2)
+        parts = []
+        for start, rows in reader.blocks():
+            if columns is not None:
+                rows = columns[:, start : start + rows.shape[1]]
+            if padded:
+                rows = rows.masked_fill(~valid.unsqueeze(1), float("-inf"))
+            parts.append(rows.topk(k, dim=2).values[..., k - 1])
+        second = torch.cat(parts, dim=1)
+    return (1.0 - second).masked_fill_(~valid, float("-inf"))
+
+
+def _top2(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """The two largest values along `dim` (1 or 2) of ``[B, R, C]``, descending, on dim 1 or 2 of the
+    result; ``-inf`` where there are fewer than two."""
+    k = min(2, x.shape[dim])
+    top = x.topk(k, dim=dim).values
+    if k < 2:
+        top = torch.cat([top, torch.full_like(top, float("-inf"))], dim=dim)
+    return top
+
+
+def _merge_top2(top: torch.Tensor, new: torch.Tensor) -> None:
+    """In place: ``top`` ``[B, 2, M]`` (descending) becomes the two largest of ``top`` and ``new``."""
+    first = torch.maximum(top[:, 0], new[:, 0])
+    second = torch.maximum(torch.minimum(top[:, 0], new[:, 0]), torch.maximum(top[:, 1], new[:, 1]))
+    top[:, 0], top[:, 1] = first, second

@@ -27,6 +27,8 @@ and is never written to."""
 
 class ResultsDBError(TokcompressError, OSError):
     """The results database cannot be created, read or trusted (the message names the path)."""
+
+
 KEY_FIELDS = ("model", "dataset", "sample", "spec_hash", "budget", "seed", "config_hash")
 
 _SCHEMA = """

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, get_args
 
 import torch
 from pydantic import Field
@@ -55,14 +55,38 @@ class Outcome:
     speedup: float = 1.0
 
 
+ValueType = Literal["binary", "continuous"]
+
+
 class Metric(Component):
-    """One number per row. Subclasses set `name`, optionally `labels` and `Params`, and implement `compute`."""
+    """One number per row. Subclasses set `name`, optionally `labels` and `Params`, and implement `compute`.
+
+    The report reads four more class attributes, so that a paper figure or table never shows a raw id
+    or picks the wrong interval: `title`, `unit`, `higher_is_better` (the direction) and `value_type`.
+    """
 
     kind: ClassVar[str] = "metric"
     labels: ClassVar[frozenset[str]] = frozenset()
     """Sample labels the metric needs (``"answer"``, ``"box"``); rows whose sample lacks one get None."""
-    higher_is_better: ClassVar[bool | None] = None
+    title: ClassVar[str] = ""
+    """Human label for axes, panel titles and table captions ("First-token agreement"); default: `name`."""
     unit: ClassVar[str] = ""
+    """Unit after the title on axes and in captions ("ms", "nats"); empty for unitless numbers."""
+    higher_is_better: ClassVar[bool | None] = None
+    """Direction: True / False, or None when neither is better (token counts); arrows and verdicts follow it."""
+    value_type: ClassVar[ValueType] = "continuous"
+    """``"binary"``: every value is 0 or 1 (Wilson intervals, McNemar tests); ``"continuous"``: BCa bootstrap, Wilcoxon."""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        where = f"metric class {cls.__qualname__}"
+        if cls.value_type not in get_args(ValueType):
+            raise TypeError(f"{where}: value_type must be 'binary' or 'continuous', got {cls.value_type!r}")
+        if cls.higher_is_better not in (True, False, None):
+            raise TypeError(f"{where}: higher_is_better must be True, False or None, got {cls.higher_is_better!r}")
+        for field in ("title", "unit"):
+            if not isinstance(getattr(cls, field), str):
+                raise TypeError(f"{where}: {field} must be a string, got {getattr(cls, field)!r}")
 
     def compute(self, run: Outcome, reference: Outcome, sample: Sample) -> float | None:
         raise NotImplementedError
@@ -81,6 +105,9 @@ class FirstTokenAgreement(Metric):
     """1 if the first generated token equals the unpruned model's, else 0."""
 
     name = "first_token_agreement"
+    title = "First-token agreement"
+    unit = "fraction"
+    value_type = "binary"
     higher_is_better = True
 
     def compute(self, run, reference, sample):
@@ -91,6 +118,9 @@ class SequenceAgreement(Metric):
     """1 if the whole greedy generation equals the unpruned model's, else 0."""
 
     name = "sequence_agreement"
+    title = "Sequence agreement"
+    unit = "fraction"
+    value_type = "binary"
     higher_is_better = True
 
     def compute(self, run, reference, sample):
@@ -106,6 +136,7 @@ class NextTokenKL(Metric):
     """KL divergence (nats) between the unpruned and pruned next-token distributions after the prompt."""
 
     name = "kl_next_token"
+    title = "Next-token KL divergence"
     higher_is_better = False
     unit = "nats"
     Params = KLParams
@@ -123,6 +154,7 @@ class KeptTokens(Metric):
     """Visual tokens left after pruning."""
 
     name = "kept_tokens"
+    title = "Kept visual tokens"
     unit = "tokens"
 
     def compute(self, run, reference, sample):
@@ -133,6 +165,7 @@ class VisualTokensMetric(Metric):
     """Visual tokens before pruning."""
 
     name = "visual_tokens"
+    title = "Visual tokens before pruning"
     unit = "tokens"
 
     def compute(self, run, reference, sample):
@@ -143,6 +176,8 @@ class FlopsRatio(Metric):
     """Prefill FLOPs of the pruned run over the unpruned run (1 = no saving)."""
 
     name = "flops_ratio"
+    title = "Prefill FLOPs ratio"
+    unit = "pruned / unpruned"
     higher_is_better = False
 
     def compute(self, run, reference, sample):
@@ -153,6 +188,7 @@ class PrefillMs(Metric):
     """Measured prefill wall time in milliseconds (selection included)."""
 
     name = "prefill_ms"
+    title = "Prefill time"
     higher_is_better = False
     unit = "ms"
 
@@ -164,6 +200,7 @@ class Speedup(Metric):
     """Unpruned over pruned prefill time: median ratio of paired rounds run back to back on the same worker."""
 
     name = "prefill_speedup"
+    title = "Prefill speed-up"
     higher_is_better = True
     unit = "x"
 
@@ -175,6 +212,7 @@ class SelectionMs(Metric):
     """Time spent in the pruner's selection, milliseconds."""
 
     name = "selection_ms"
+    title = "Selection time"
     higher_is_better = False
     unit = "ms"
 
@@ -211,6 +249,9 @@ class ExactMatch(Metric):
     """1 if the normalised output equals any normalised reference answer, else 0."""
 
     name = "exact_match"
+    title = "Exact-match accuracy"
+    unit = "fraction"
+    value_type = "binary"
     labels = frozenset({"answer"})
     higher_is_better = True
     Params = ExactMatchParams
@@ -241,7 +282,13 @@ def parse_box(text: str) -> tuple[float, float, float, float] | None:
 
 
 def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    """Intersection over union of two ``(x1, y1, x2, y2)`` boxes; a degenerate box scores 0."""
+    """Intersection over union of two ``(x1, y1, x2, y2)`` boxes; a degenerate box scores 0.
+
+    Hand-written on purpose, not ``torchvision.ops.box_iou``: torchvision from PyPI does not import
+    beside the pinned torch 2.13.0 (its compiled ops are built against one torch release), and a
+    metric scores one pair of boxes per row, so a batched tensor kernel would buy nothing for a
+    heavy dependency. The property tests check symmetry, bounds and IoU(a, a) = 1.
+    """
     area_a = max(0.0, a[2] - a[0]) * max(0.0, a[3] - a[1])
     area_b = max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
     iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
@@ -269,6 +316,7 @@ class BoxIoU(Metric):
     """IoU of the first box parsed from the output with the ground-truth box (0 when none parses)."""
 
     name = "box_iou"
+    title = "Box IoU"
     labels = frozenset({"box"})
     higher_is_better = True
     Params = BoxParams
@@ -287,6 +335,9 @@ class GroundingAccuracy(Metric):
     """1 if the parsed box has IoU >= threshold with the ground truth, else 0 (no box parsed: 0)."""
 
     name = "grounding_acc"
+    title = "Grounding accuracy"
+    unit = "fraction"
+    value_type = "binary"
     labels = frozenset({"box"})
     higher_is_better = True
     Params = GroundingParams

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..budget import Budget
-from ..errors import TokcompressError, unknown_name
+from ..component import Seed, StrictNumbers, is_bool
+from ..documents import read_document
+from ..errors import TokcompressError, shorten, unknown_name
 from ..spec import SPEC_SUFFIXES, PrunerSpec, load_spec
 
 __all__ = ["Budget", "ModelEntry", "Placement", "Suite", "SuiteError", "load_suite", "stable_hash"]
@@ -40,7 +42,7 @@ def stable_hash(obj: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-class _Strict(BaseModel):
+class _Strict(StrictNumbers):  # numbers strict as in component Params: `true` is not 1
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -56,7 +58,7 @@ class ModelEntry(_Strict):
     """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda``, ``cuda:1``..."""
     attn_implementation: Optional[str] = "sdpa"
     """Passed to ``from_pretrained``; the integration computes the attention it needs without eager."""
-    seed: int = 0
+    seed: Seed = 0
     """Seed of the random weights of ``tiny-*`` models (ignored for checkpoints)."""
     gpus: float = Field(0, ge=0)
     """GPUs a Ray worker reserves for this model (``--backend ray``); 0 = CPU only."""
@@ -68,7 +70,7 @@ class ModelEntry(_Strict):
     @model_validator(mode="after")
     def _tiny_options_only_for_tiny(self) -> "ModelEntry":
         if self.tiny and not self.source.startswith("tiny-"):
-            raise ValueError(f"'tiny' options apply to tiny-* models only, not {self.source!r}")
+            raise ValueError(f"'tiny' options apply to tiny-* models only, not {shorten(self.source)}")
         from .models import tiny_family
 
         try:
@@ -172,7 +174,7 @@ class Suite(_Strict):
     placements: Optional[list[Placement]] = Field(None, min_length=1)
     metrics: Optional[list[MetricEntry]] = Field(None, min_length=1)
     """Default: the label-free set (`tokcompress.study.metrics.DEFAULT_METRICS`)."""
-    seeds: list[int] = Field([0], min_length=1)
+    seeds: list[Seed] = Field([0], min_length=1)
     include_unpruned: bool = True
     """Also record the unpruned model as spec ``unpruned`` (the reference line in plots)."""
     generation: Generation = Generation()
@@ -246,7 +248,7 @@ def _no_duplicates(items: list[Any], what: str) -> None:
     seen = set()
     for i, item in enumerate(items):
         if item in seen:
-            raise ValueError(f"duplicate {what} {item!r} at position {i}")
+            raise ValueError(f"duplicate {what} {shorten(item)} at position {i}")
         seen.add(item)
 
 
@@ -280,14 +282,7 @@ def _read_suite(source: "str | Path | dict[str, Any]") -> tuple[Any, str, Path]:
         if str(source) not in shipped:
             raise SuiteError(unknown_name("suite (and no such file)", str(source), shipped))
         path = shipped[str(source)]
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SuiteError(f"cannot read suite file {path}: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SuiteError(f"suite file {path} is not valid YAML: {exc}") from None
+    data = read_document(path, "suite file", error=SuiteError)
     return data, str(path), path.resolve().parent
 
 
@@ -307,7 +302,7 @@ def _explain(exc: ValidationError, origin: str) -> SuiteError:
             fields = _fields_at(loc[:-1])
             msg = unknown_name("field", loc[-1], fields) if fields else msg
         elif err["type"] not in ("missing", "value_error") and "input" in err and not isinstance(err["input"], dict):
-            msg += f" (got {err['input']!r})"
+            msg += f" (got {shorten(err['input'])})"
         lines.append(f"  {where}: {msg}")
     return SuiteError(f"invalid suite {origin}:\n" + "\n".join(dict.fromkeys(lines)))
 
@@ -348,7 +343,7 @@ class LoadedSuite:
                 problems.append(f"  field 'specs.{i}': {_indent(str(exc))}")
         labels = [label for label, _ in specs]
         for label in {x for x in labels if labels.count(x) > 1}:
-            problems.append(f"  field 'specs': two specs are labelled {label!r}; give one a 'label'")
+            problems.append(f"  field 'specs': two specs are labelled {shorten(label)}; give one a 'label'")
         if "unpruned" in labels and suite.include_unpruned:
             problems.append("  field 'specs': the label 'unpruned' is reserved for the reference rows")
         metrics = []
@@ -392,7 +387,7 @@ def _build(entries: dict, kind: str, where: str, entry: MetricEntry | DatasetEnt
     except ValidationError as exc:
         return [
             f"  field {where + '.' + '.'.join(str(p) for p in e['loc'])!r}: {e['msg']}"
-            + (f" (got {e['input']!r}; {kind} {entry.name!r})" if e["type"] != "extra_forbidden" else
+            + (f" (got {shorten(e['input'])}; {kind} {entry.name!r})" if e["type"] != "extra_forbidden" else
                f"; {kind} {entry.name!r} takes: {', '.join(known.cls.Params.model_fields) or '(no parameters)'}")
             for e in exc.errors()
         ]

@@ -10,8 +10,8 @@ Vectorised over the batch, and lazy in the graph: candidates are examined in win
 (one ``picks x W`` graph block) or an earlier member of the same window picked before it does
 (one ``W x W`` block, then one O(W) step per pick). Only pairs of examined tokens are ever
 evaluated, so the cost follows how far down the ranking the budget is met, not N. The Python
-loop runs once per *picked* token, never once per token, and the result is exactly the
-sequential algorithm's.
+loop runs once per *picked* token, never once per token (on CUDA up to a bound per window, without
+a host sync per pick), and the result is exactly the sequential algorithm's.
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ def greedy_independent_set(
     """
     B, N = avail.shape
     device = avail.device
+    on_cpu = device.type == "cpu"
     positions = torch.arange(N, device=device)
     batch = torch.arange(B, device=device)
     # Tokens whose neighbours are out, with a validity mask: blockers, then this pass's picks.
@@ -96,7 +97,8 @@ def greedy_independent_set(
         active = (remaining > 0) & avail.any(dim=1)
         if not bool(active.any()):
             return
-        width = int(min(window, N, max(16, 2 * int(remaining[active].max()))))
+        most = int(remaining[active].max())
+        width = int(min(window, N, max(16, 2 * most)))
         ranked = torch.gather(avail & active.unsqueeze(1), 1, order)  # unexamined, in rank order
         first = torch.topk(torch.where(ranked, positions, N), width, dim=1, largest=False, sorted=True)
         alive = first.values < N  # [B, W]: a real unexamined token in this slot
@@ -108,16 +110,18 @@ def greedy_independent_set(
             alive &= ~(edges_between(graph, src, members) & ok.unsqueeze(-1)).any(dim=1)
         inner = edges_between(graph, members, members)  # [B, W, W]
         picks, picked_ok = [], []
-        while True:
+        # A row picks at most min(width, its remaining) members here. On CPU the loop stops as soon as
+        # nothing is live; on CUDA it runs the bound, since asking would be a host sync per pick.
+        for _ in range(min(width, most)):
             live = alive & (count < need).unsqueeze(1)
             has = live.any(dim=1)
-            if not bool(has.any()):
+            if on_cpu and not bool(has.any()):
                 break
             slot = live.to(torch.uint8).argmax(dim=1)  # first live slot = best remaining member
             token = members[batch, slot]
             alive &= ~(inner[batch, slot] & has.unsqueeze(1))
             alive[batch, slot] = False
-            chosen[batch[has], token[has]] = True
+            chosen[batch, token] |= has
             count += has
             picks.append(token)
             picked_ok.append(has)

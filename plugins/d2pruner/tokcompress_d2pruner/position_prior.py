@@ -35,8 +35,9 @@ class PositionPriorParams(Params):
     mode: Literal["ratio", "subtract"] = "ratio"
     """``ratio``: ``A / (A_bias + eps)`` (evidence T). ``subtract``: ``A - A_bias`` (evidence U,
     offered by the method reference as an option). Leave the stage out for no debiasing."""
-    eps: float = Field(1e-7, gt=0)
-    """Added to the prior in ``ratio`` mode so a zero prior cannot divide by zero. Evidence T (1e-7)."""
+    eps: float = Field(1e-7, gt=0, le=1)
+    """Added to the prior in ``ratio`` mode so a zero prior cannot divide by zero; at most 1 (the scale of
+    attention). Evidence T (1e-7)."""
     subtract_normalize: bool = True
     """``subtract`` mode only: scale both vectors to unit sum over the row's valid tokens first, so
     the two are on one scale whatever the grid size. Evidence U (the reference says "optionally");

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
+from tokcompress.documents import read_document
 from tokcompress.errors import SpecError, TokcompressError
 from tokcompress.layout import Grid
 
@@ -247,8 +248,5 @@ def load_profile(name_or_path: str | Path) -> Profile:
         maps = load_file(str(st_path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ProfileError(f"profile {name_or_path!r}: cannot read {st_path} as safetensors: {exc}") from None
-    try:
-        meta = json.loads(json_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ProfileError(f"profile {name_or_path!r}: cannot read {json_path} as JSON: {exc}") from None
+    meta = read_document(json_path, "profile metadata", error=ProfileError)  # bounded, strict JSON
     return Profile(str(meta.get("name", st_path.stem)) if isinstance(meta, dict) else st_path.stem, maps, meta, st_path)

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from tokcompress.hookspecs import hookimpl
 from tokcompress.sources import ModelSource
-from tokcompress.component import Params
+from tokcompress.component import INT64_MAX, Params
 from tokcompress.study.datasets import Dataset, Sample, SamplesParams, read_jsonl
 
 from . import CALIBRATION_IMAGES, TESTSET_JSONL
@@ -57,7 +57,7 @@ class GeneratedParams(Params):
     """Generator split (never ``train``: the model trained on that stream)."""
     count: int = Field(1000, ge=1)
     """Samples ``0 .. count-1`` of the split (even index grounding, odd counting: half of each)."""
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=INT64_MAX)
     """Generator seed (the shipped model's test and validation numbers use 0)."""
     cache: Optional[str] = None
     """Folder the images and JSONL are written to once; default ``$XDG_CACHE_HOME/tokcompress/grounding``

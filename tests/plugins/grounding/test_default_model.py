@@ -50,7 +50,9 @@ def test_demo_runs_every_part_on_a_small_model(saved, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "1 grounding and 1 counting questions per cell" in out
     assert (tmp_path / "kept-patches.png").is_file() and (tmp_path / "report" / "report.html").is_file()
-    assert "overhead-bound, so no speed-up is quoted" in out and "of the" not in out  # a 3 x 64 decoder: no claim
+    assert "timing only" in out and "predicted" in out
+    # a tiny decoder is overhead-bound: then no measured speed-up is quoted (how fast it ran depends on the machine)
+    assert ("overhead-bound, so no speed-up is quoted" in out) != ("its decoder FLOPs predict" in out)
 
 
 def test_study_tooling_loads_it_by_name_and_reads_its_test_set(saved):

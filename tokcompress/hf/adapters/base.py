@@ -58,12 +58,15 @@ class ModelAdapter:
     """Base adapter: LLaVA-style models whose language model is ``model.model.language_model``.
 
     Class attributes: ``family`` (a short unique name), ``architectures`` (model class names this
-    adapter serves; matched against the class and its bases). `vision_side` opts a family into the
-    ``vision`` placement.
+    adapter serves; matched against the class and its bases), ``transformers_versions`` (a PEP 440
+    specifier the adapter narrows the library's supported range with, "" for none) and
+    ``transformers_reason``. `vision_side` opts a family into the ``vision`` placement.
     """
 
     family: ClassVar[str] = ""
     architectures: ClassVar[tuple[str, ...]] = ()
+    transformers_versions: ClassVar[str] = ""
+    transformers_reason: ClassVar[str] = ""
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model

@@ -18,7 +18,7 @@ from ...errors import InputError
 from ..kept import take
 from ..masks import layer_mask
 from ..probes import AttentionProbe
-from ..tensors import decode_padding, per_row, with_choices
+from ..tensors import cache_arg, decode_padding, per_row, with_choices
 from .base import FeaturesParams, ModelPlacement, Strategy
 
 __all__ = ["LayerPlacement", "LayerStrategy"]
@@ -78,7 +78,7 @@ class LayerStrategy(Strategy):
             return None
         args, kwargs = list(args), dict(kwargs)
         hidden = args[0] if args else kwargs["hidden_states"]
-        cache = kwargs.get("past_key_values")
+        cache = cache_arg(kwargs)
         if state.mode == "prefill":
             if i == self.layer:
                 hidden = self._prune(hidden)

@@ -33,6 +33,9 @@ class VisionStrategy(InputsStrategy):
         self.probe: AttentionProbe | None = None
 
     def check_model(self) -> None:
+        if isinstance(self.handle.budget.keep, tuple):
+            raise InputError(f"placement 'vision' applies one budget to every image; a per-row keep "
+                             f"{list(self.handle.budget.keep)} has no meaning there: pass one keep= or ratio=")
         self.side = self.handle.adapter.vision_side()
         if self.side is None:
             raise InputError(

@@ -1,4 +1,4 @@
-"""``tokcompress report RESULTS``: tables with confidence intervals, PNG plots and a self-contained HTML page."""
+"""``tokcompress report RESULTS``: tables with intervals and n, paired comparisons, figures, one HTML page."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-plots", action="store_true", help="tables and HTML only")
     parser.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
     parser.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples (default 2000)")
+    parser.add_argument("--baseline", metavar="SPEC",
+                        help="spec every other spec is compared with, sample by sample (default: the first pruned spec; "
+                             "'unpruned' compares each with the unpruned model)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling (default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,11 +32,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         files = write_report(db, args.out or db.parent / "report", suite=args.suite, metrics=args.metric,
-                             plots=not args.no_plots, level=args.level, resamples=args.resamples)
+                             plots=not args.no_plots, level=args.level, resamples=args.resamples,
+                             baseline=args.baseline, seed=args.seed)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"report: {files.html}; summary: {files.summary}; {len(files.plots)} plot(s)")
+    skipped = sum(1 for f in files.figures if f.skipped)
+    print(f"report: {files.html}; summary: {files.summary}; tables: {files.html.parent / 'tables'}; "
+          f"{len(files.plots)} figure(s)" + (f", {skipped} skipped (see the page)" if skipped else ""))
     return 0
 
 
