@@ -99,6 +99,26 @@ def test_cached_generate_equals_no_cache_loop_with_compensation(tiny, family, pl
         assert int(sizes.sum()) == len(a) and bool((sizes >= 1).all())
 
 
+@pytest.mark.parametrize("family, placement", MATRIX)
+def test_cached_generate_without_padding_keeps_the_bias(tiny, family, placement):
+    """One row, no attention_mask: SDPA's decode masks are None, so the bias materialises them; that needs
+    the layer's KV cache (read as ``cache`` or ``past_key_values``), else each decode step's keys are lost."""
+    model = tiny(family)
+    inputs = make_inputs(model, [[3, Image(), 5]], seed=3)
+    inputs.pop("attention_mask", None)
+    with tokcompress.attach(model, spec(placement, family), keep=3) as handle:
+        tokens, logits = generate_logits(model, inputs, 4, SUPPRESS)
+        assert handle.state.pruned.bias is not None
+        chosen = handle.last_selection
+        handle.freeze()
+        ref_tokens, ref_logits = greedy_no_cache(model, inputs, 4, SUPPRESS)
+        handle.freeze(chosen)
+        bare = greedy_no_cache(model, inputs, 4, SUPPRESS)[1]
+    assert torch.equal(tokens, ref_tokens)
+    torch.testing.assert_close(logits, ref_logits, atol=ATOL, rtol=0)
+    assert (logits - bare).abs().max() > 100 * ATOL
+
+
 def expected_key_bias(inputs, chosen, assignment) -> torch.Tensor:
     """[B, M] log-size of each kept visual slot, rebuilt from the frozen choice (fillers first, as `Kept`)."""
     visual = inputs["input_ids"] == 999

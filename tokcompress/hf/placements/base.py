@@ -94,7 +94,8 @@ class Strategy:
         """Layer `i`'s mask with the kept tokens' log-size bias on the key axis, when the pruned sequence has
         one (some kept token stands for more than itself); otherwise `mask` unchanged.
 
-        A None mask (SDPA's causal fast path: no padding) is materialised first.
+        A None mask (SDPA's causal fast path: no padding) is materialised first. `cache` is the KV cache the
+        layer was called with (`tensors.cache_arg`): it places the bias on the key axis of a decode step.
         """
         h, state = self.handle, self.handle.state
         p = state.pruned
@@ -102,6 +103,9 @@ class Strategy:
             return mask
         from ..masks import add_key_bias, layer_mask
 
+        if cache is None and state.mode == "decode":  # the keys are the cache's: without it the bias would be lost
+            raise InputError(f"decoder layer {i} ran a cached decode step without receiving the KV cache (neither "
+                             "'cache' nor 'past_key_values'); the kept tokens' size bias cannot be placed")
         q = hidden.shape[1]
         offset = cache.get_mask_sizes(q, i)[1] if cache is not None else 0
 

@@ -14,7 +14,7 @@ import torch
 from ...errors import InputError
 from ..kept import Kept, take
 from ..masks import lm_mask
-from ..tensors import per_row, with_choices
+from ..tensors import cache_arg, per_row, with_choices
 from .base import FeaturesParams, ModelPlacement, Strategy
 
 __all__ = ["InputsPlacement", "InputsStrategy"]
@@ -36,8 +36,7 @@ class InputsStrategy(Strategy):
             return None
         hidden = args[0] if args else kwargs["hidden_states"]
         kwargs = dict(kwargs)
-        kwargs["attention_mask"] = self.biased_mask(i, kwargs.get("attention_mask"), hidden,
-                                                    kwargs.get("past_key_values"))
+        kwargs["attention_mask"] = self.biased_mask(i, kwargs.get("attention_mask"), hidden, cache_arg(kwargs))
         return args, kwargs
 
     def prefill(self, kwargs: dict[str, Any], cache: Any) -> None:
