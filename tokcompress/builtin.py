@@ -5,7 +5,7 @@ from __future__ import annotations
 from .cli_commands import CORE_COMMANDS
 from .graphs import CosineGraphBuilder
 from .hookspecs import hookimpl
-from .mergers import ContextualMerger
+from .mergers import AssignMerger, ContextualMerger
 from .placement import PrunerOnly
 from .scorers import AttentionScorer, FeatureNormScorer, KeyNormScorer, TextRelevanceScorer
 from .selectors import DPPSelector, MaxMinSelector, RandomSelector, TopKSelector, UniformSelector
@@ -28,7 +28,7 @@ def tokcompress_register_selectors():
 
 @hookimpl
 def tokcompress_register_mergers():
-    return [ContextualMerger]
+    return [ContextualMerger, AssignMerger]
 
 
 @hookimpl

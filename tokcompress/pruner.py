@@ -22,7 +22,7 @@ from .composition import check_composition, label
 from .debiasers.base import Debiaser
 from .errors import InputError, StageError
 from .graphs.base import Graph, GraphBuilder
-from .mergers.base import Merger
+from .mergers.base import Merge, Merger, sizes_from_assignment
 from .scorers.base import Scorer
 from .selectors.base import KEEP, Picks, Selector
 from .spec import PrunerSpec, load_spec
@@ -50,6 +50,7 @@ class Selection:
     roles:   ``[B, M]`` role of each kept token (`selectors.base.KEEP` / `TARGET`); KEEP everywhere
              when the selector marks none.
     merged:  ``[B, M]`` bool, True where a merger replaced the token's features.
+    sizes:   ``[B, M]`` tokens each kept slot stands for, when the merger assigns (`assignment`).
     """
 
     indices: torch.Tensor
@@ -60,6 +61,17 @@ class Selection:
     """``[B, N, D]`` the features the pruner saw (`VisualTokens.features`)."""
     merged_features: torch.Tensor | None = None
     """``[B, M, D]`` the merger's output for every kept slot (None without a merger)."""
+    assignment: torch.Tensor | None = None
+    """``[B, N]`` long: the kept slot each token was folded into (its own for a kept token, -1 at padding);
+    None unless the merger assigns (`Merger.gives_sizes`)."""
+
+    @cached_property
+    def sizes(self) -> torch.Tensor | None:
+        """``[B, M]`` float: tokens each kept slot stands for (itself included; 0 at padding slots), each row
+        summing to its valid-token count; None without an assignment."""
+        if self.assignment is None:
+            return None
+        return sizes_from_assignment(self.assignment, self.indices.shape[1])
 
     @property
     def counts(self) -> list[int]:
@@ -152,7 +164,8 @@ class Pruner:
         B, N = tokens.batch_size, tokens.num_tokens
         if k == N:  # keeps everything (only reachable when no row has padding): nothing to score or merge
             idx = torch.arange(N, device=tokens.device).expand(B, N).clone()
-            return _selection(tokens, idx, torch.full_like(idx, KEEP))
+            own = idx.clone() if self.merger is not None and self.merger.gives_sizes() else None  # every size 1
+            return _selection(tokens, idx, torch.full_like(idx, KEEP), own)
         scores = None
         if self.scorer is not None:
             scores = self.scorer.score(tokens)
@@ -171,9 +184,12 @@ class Pruner:
         idx, roles = _check_picks(self.selector, picks, valid, (B, N), k)
         if self.merger is None:
             return _selection(tokens, idx, roles)
-        feats, merged = self.merger.merge(tokens, idx, roles if self.selector.marks_roles else None, scores)
-        _check_tensor(self.merger, "features", feats, (B, k, tokens.features.shape[-1]), valid=None)
-        return Selection(idx, None, roles, merged.bool(), tokens.features, feats)
+        out = self.merger.merge(tokens, idx, roles if self.selector.marks_roles else None, scores)
+        out = out if isinstance(out, Merge) else Merge(*out)
+        _check_tensor(self.merger, "features", out.features, (B, k, tokens.features.shape[-1]), valid=None)
+        if out.assignment is not None:
+            _check_assignment(self.merger, out.assignment, idx, valid, N)
+        return Selection(idx, None, roles, out.merged.bool(), tokens.features, out.features, out.assignment)
 
     def _check_inputs(self, tokens: VisualTokens) -> None:
         present = tokens.present()
@@ -185,8 +201,9 @@ class Pruner:
                 )
 
 
-def _selection(tokens: VisualTokens, idx: torch.Tensor, roles: torch.Tensor) -> Selection:
-    return Selection(idx, None, roles, torch.zeros_like(idx, dtype=torch.bool), tokens.features)
+def _selection(tokens: VisualTokens, idx: torch.Tensor, roles: torch.Tensor,
+               assignment: torch.Tensor | None = None) -> Selection:
+    return Selection(idx, None, roles, torch.zeros_like(idx, dtype=torch.bool), tokens.features, None, assignment)
 
 
 def _stack(tokens: VisualTokens, parts: dict[int, tuple[list[int], Selection]], width: int) -> Selection:
@@ -198,9 +215,15 @@ def _stack(tokens: VisualTokens, parts: dict[int, tuple[list[int], Selection]], 
     roles = torch.full((B, width), KEEP, dtype=torch.long, device=device)
     merged = torch.zeros(B, width, dtype=torch.bool, device=device)
     merged_features = None
+    assigned = [sel.assignment is not None for _, sel in parts.values()]
+    assignment = torch.full((B, tokens.num_tokens), -1, dtype=torch.long, device=device) if all(assigned) else None
+    if any(assigned) and not all(assigned):
+        raise StageError("a merger assigned tokens in some row groups only")
     for k, (rows, sel) in parts.items():
         r = torch.tensor(rows, device=device)
         idx[r, :k], mask[r, :k], roles[r, :k], merged[r, :k] = sel.indices, True, sel.roles, sel.merged
+        if assignment is not None:
+            assignment[r] = sel.assignment
         if sel.merged_features is not None:
             if merged_features is None:
                 merged_features = tokens.features.new_zeros(B, width, tokens.features.shape[-1])
@@ -214,7 +237,7 @@ def _stack(tokens: VisualTokens, parts: dict[int, tuple[list[int], Selection]], 
             if sel.merged_features is not None:
                 filled[torch.tensor(rows, device=device)] = True
         merged_features = torch.where(filled[:, None, None], merged_features, plain)
-    return Selection(idx, mask, roles, merged, tokens.features, merged_features)
+    return Selection(idx, mask, roles, merged, tokens.features, merged_features, assignment)
 
 
 def _check_tensor(component: Component, what: str, t: Any, shape: tuple[int, ...], valid: torch.Tensor | None) -> None:
@@ -228,6 +251,23 @@ def _check_tensor(component: Component, what: str, t: Any, shape: tuple[int, ...
         bad &= valid
     if bool(bad.any()):
         raise StageError(f"{label(component)} returned non-finite {what} (NaN/inf) at {bad.nonzero()[0].tolist()}")
+
+
+def _check_assignment(component: Component, assignment: Any, idx: torch.Tensor, valid: torch.Tensor | None,
+                      n: int) -> None:
+    """A merger's assignment: every valid token to a kept slot, each kept token to its own, padding -1."""
+    B, k = idx.shape
+    if not isinstance(assignment, torch.Tensor) or assignment.dtype != torch.long or tuple(assignment.shape) != (B, n):
+        got = f"{tuple(assignment.shape)} {assignment.dtype}" if isinstance(assignment, torch.Tensor) else type(assignment).__name__
+        raise StageError(f"{label(component)} returned assignment {got}; expected a LongTensor of shape [{B}, {n}]")
+    valid = torch.ones_like(assignment, dtype=torch.bool) if valid is None else valid
+    if bool(((assignment < 0) | (assignment >= k))[valid].any()) or bool((assignment[~valid] != -1).any()):
+        raise StageError(f"{label(component)} returned an assignment outside [0, {k}) at a valid token, or not -1 "
+                         "at padding")
+    own = torch.arange(k, device=idx.device).expand_as(idx)
+    if not torch.equal(torch.gather(assignment, 1, idx), own):
+        raise StageError(f"{label(component)} assigned a kept token to another kept slot; each kept token stands "
+                         "for itself (its own slot)")
 
 
 def _check_picks(

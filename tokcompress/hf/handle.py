@@ -31,7 +31,7 @@ from ..spec import PrunerSpec
 from .adapters import CallInputs, ModelAdapter, find_adapter
 from .kept import Kept, build_kept, take
 from .placements.base import ModelPlacement, Strategy
-from .selection import ModelTensors, RowChoice, select_rows
+from .selection import ModelTensors, RowChoice, replay_rows, select_rows
 from .state import CallState, Pruned, Step
 from .stats import PruneStats, make_stats
 from .tensors import cache_arg, cache_length, per_row_seq
@@ -95,6 +95,9 @@ class PruningHandle:
         self._warned_keep_all = False
         self._owner: int | None = None  # thread running a forward of the attached model
         self.last_selection: list[torch.Tensor] | None = None
+        self.last_assignment: list[torch.Tensor] | None = None
+        """Per row, for each visual token in sequence order, the position of the kept token it was folded
+        into (a merger that assigns, e.g. ``assign``); None otherwise. `freeze` replays it."""
         self._undo: list[Any] = []
         self.decoder = adapter.decoder()
         self.layers = adapter.layers()
@@ -143,15 +146,22 @@ class PruningHandle:
     def active(self) -> bool:
         return _attached.get(self.model) is self
 
-    def freeze(self, selection: list[torch.Tensor] | None = None) -> None:
+    def freeze(self, selection: list[torch.Tensor] | None = None, assignment: list[torch.Tensor] | None = None) -> None:
         """Reuse a fixed selection (each row's kept visual positions) instead of running the pruner.
 
-        Without an argument, freezes the last selection. Used to replay one keep set, e.g. to check
-        a cached `generate` against a no-cache loop over the same kept tokens.
+        Without arguments, freezes the last selection and, when the merger assigned dropped tokens to
+        kept ones, the last assignment (`last_assignment`), so the kept tokens' sizes (attention bias)
+        and merged features are replayed too. Used to replay one keep set, e.g. to check a cached
+        `generate` against a no-cache loop over the same kept tokens.
         """
         chosen = selection if selection is not None else self.last_selection
         if chosen is None:
             raise InputError("freeze() without a selection needs a pruned call first")
+        if assignment is None and selection is None:
+            assignment = self.last_assignment
+        if assignment is not None and (self.pruner.merger is None or not self.pruner.merger.gives_sizes()):
+            raise InputError(f"freeze(assignment=...): {self.pruner!r} has no merger that assigns tokens "
+                             "(e.g. merger: assign); freeze the selection alone")
         rows = []
         for b, c in enumerate(chosen):
             c = torch.as_tensor(c)
@@ -165,9 +175,11 @@ class PruningHandle:
                 raise InputError(f"freeze(): row {b} names position {dup} twice; each kept token is fed once")
             rows.append(c)
         self.state.frozen = rows
+        self.state.frozen_assignment = None if assignment is None else _check_assignment(assignment, rows)
 
     def unfreeze(self) -> None:
         self.state.frozen = None
+        self.state.frozen_assignment = None
 
     def __repr__(self) -> str:
         where = f"layer {self.layer}" if self.placement == "layer" else self.placement
@@ -326,6 +338,7 @@ class PruningHandle:
         if not all(full):
             return False
         self.last_selection = [row.nonzero().flatten().cpu() for row in call.visual]
+        self.last_assignment = None
         self._describe(call, self.last_selection, 0.0, skipped=True)
         return True
 
@@ -337,7 +350,13 @@ class PruningHandle:
         visual = call.visual.to(feats.device)
         start = time.perf_counter()
         if self.state.frozen is not None:
-            choices = [RowChoice(c) for c in self.frozen_choice(visual)]
+            chosen = self.frozen_choice(visual)
+            if self.state.frozen_assignment is None:
+                choices = [RowChoice(c) for c in chosen]
+            else:
+                assignments = self.frozen_assignment(visual, chosen)
+                probes = ModelTensors(feats, None, None, call.attention_mask)
+                choices = replay_rows(self.pruner, visual, probes, self.adapter.row_layouts(call), chosen, assignments)
         else:
             source = self.decoder.norm(feats) if self.strategy.features == "normed" else feats
             probes = ModelTensors(source, attention, keys, call.attention_mask)
@@ -345,14 +364,20 @@ class PruningHandle:
         if feats.is_cuda:
             torch.cuda.synchronize(feats.device)
         kept = build_kept(visual, [c.positions for c in choices])
-        self.record(kept, [c.positions for c in choices], time.perf_counter() - start)
+        assignments = None if any(c.assignment is None for c in choices) else [c.assignment for c in choices]
+        self.record(kept, [c.positions for c in choices], time.perf_counter() - start, assignments)
         return kept, choices
 
-    def record(self, kept: Kept, chosen: list[torch.Tensor], seconds: float) -> None:
-        """Remember the kept sequence for decoding and describe the prefill in `stats`."""
+    def record(self, kept: Kept, chosen: list[torch.Tensor], seconds: float,
+               assignments: list[torch.Tensor] | None = None) -> None:
+        """Remember the kept sequence (and its attention bias) for decoding and describe the prefill in `stats`."""
         call = self.state.call
-        self.state.pruned = Pruned(kept, kept.padding(call.attention_mask))
+        bias = None
+        if assignments is not None and self.pruner.merger is not None and self.pruner.merger.size_bias():
+            bias = size_bias(kept, [RowChoice(c, assignment=a).sizes for c, a in zip(chosen, assignments)])
+        self.state.pruned = Pruned(kept, kept.padding(call.attention_mask), bias=bias)
         self.last_selection = [c.detach().cpu() for c in chosen]
+        self.last_assignment = None if assignments is None else [a.detach().cpu() for a in assignments]
         self._describe(call, chosen, seconds)
 
     def _describe(self, call: CallInputs, chosen: list[torch.Tensor], seconds: float, skipped: bool = False) -> None:
@@ -375,8 +400,47 @@ class PruningHandle:
             out.append(c)
         return out
 
+    def frozen_assignment(self, visual: torch.Tensor, chosen: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The frozen assignment of each row, checked against this call's visual tokens."""
+        out = []
+        for b, (a, c) in enumerate(zip(self.state.frozen_assignment, chosen)):
+            n = int(visual[b].sum())
+            if len(a) != n:
+                raise InputError(f"frozen assignment row {b} has {len(a)} entries but the row holds {n} image tokens")
+            out.append(a.to(visual.device))
+        return out
+
     def kept_positions(self, positions: torch.Tensor) -> torch.Tensor:
         """Position ids ([B, N] or [R, B, N]) of the kept tokens: original, or renumbered without gaps."""
         kept = self.state.pruned.kept
         out = take(positions, kept.index, -1)
         return out - per_row_seq(kept.dropped_before, out) if self.strategy.renumber else out
+
+
+def _check_assignment(assignment: list[torch.Tensor], rows: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Each row's assignment as a long tensor: positions of kept tokens, every kept token to itself."""
+    if len(assignment) != len(rows):
+        raise InputError(f"freeze(): assignment has {len(assignment)} rows but the selection has {len(rows)}")
+    out = []
+    for b, (a, kept) in enumerate(zip(assignment, rows)):
+        a = torch.as_tensor(a)
+        if a.dim() != 1 or a.is_floating_point() or a.dtype == torch.bool:
+            raise InputError(f"freeze(): assignment row {b} must be a 1-D tensor of int positions, got "
+                             f"{tuple(a.shape)} {a.dtype}")
+        a = a.long()
+        if len(a) and not bool(torch.isin(a, kept).all()):
+            bad = int(a[~torch.isin(a, kept)][0])
+            raise InputError(f"freeze(): assignment row {b} points at position {bad}, which row {b} of the selection "
+                             f"does not keep (kept: {kept.tolist()})")
+        out.append(a)
+    return out
+
+
+def size_bias(kept: Kept, sizes: list[torch.Tensor]) -> torch.Tensor | None:
+    """[B, M] float32 log-size of each kept visual slot (0 at text and filler slots); None when every size is 1."""
+    if all(bool((s <= 1).all()) for s in sizes):
+        return None
+    bias = torch.zeros(kept.index.shape, dtype=torch.float32, device=kept.index.device)
+    for b, s in enumerate(sizes):
+        bias[b, kept.visual[b]] = torch.log(s.to(bias.device).clamp(min=1))
+    return bias

@@ -17,16 +17,17 @@ import torch
 
 from ..errors import InputError
 
-__all__ = ["layer_mask", "lm_mask"]
+__all__ = ["layer_mask", "lm_mask", "add_key_bias", "BIAS_IMPLEMENTATIONS"]
 
 
-def layer_mask(text_config, layer_type: str, hidden: torch.Tensor, padding: torch.Tensor, cache: Any,
-               layer_idx: int, block_ids: torch.Tensor | None = None):
+def layer_mask(text_config, layer_type: str, hidden: torch.Tensor, padding: torch.Tensor | None, cache: Any,
+               layer_idx: int, block_ids: torch.Tensor | None = None, allow_skip: bool = True):
     """The mask one decoder layer of type `layer_type` needs for queries `hidden` [B, q, D].
 
-    `padding` [B, L] bool covers every key position of the layer (cached + new); `cache` is the
-    model's KV cache (None without cache) and `layer_idx` the layer whose cache sizes the mask.
-    `block_ids` [B, L] marks bidirectional blocks (-1 elsewhere), Gemma3-style.
+    `padding` [B, L] bool covers every key position of the layer (cached + new), or None (no
+    padding); `cache` is the model's KV cache (None without cache) and `layer_idx` the layer whose
+    cache sizes the mask. `block_ids` [B, L] marks bidirectional blocks (-1 elsewhere), Gemma3-style.
+    ``allow_skip=False`` never returns None (SDPA's ``is_causal`` fast path): a bias needs a tensor.
     """
     from transformers import masking_utils as mu
 
@@ -35,10 +36,10 @@ def layer_mask(text_config, layer_type: str, hidden: torch.Tensor, padding: torc
     kwargs = dict(config=text_config, inputs_embeds=hidden, attention_mask=padding, position_ids=None,
                   layer_idx=layer_idx, **{_cache_name(mu.create_causal_mask): cache})
     if layer_type == "full_attention":
-        return mu.create_causal_mask(**kwargs, block_sequence_ids=block_ids)
+        return mu.create_causal_mask(**kwargs, block_sequence_ids=block_ids, allow_is_causal_skip=allow_skip)
     if layer_type == "sliding_attention":
         if block_ids is None:
-            return mu.create_sliding_window_causal_mask(**kwargs)
+            return mu.create_sliding_window_causal_mask(**kwargs, allow_is_causal_skip=allow_skip)
         # As Gemma3's create_masks_for_vision_model: AND(sliding window, OR(causal, image blocks)).
         early, _, _, _, kv_length, _, kv_offset = mu._preprocess_mask_arguments(
             text_config, hidden, padding, cache, None, layer_idx
@@ -80,3 +81,32 @@ def lm_mask(original: Any, text_config, layer_types: list[str], hidden: torch.Te
     if isinstance(original, torch.Tensor) and original.dim() == 4:
         return layer_mask(text_config, "full_attention", hidden, padding, cache, first.get("full_attention", 0), block_ids)
     raise InputError(f"cannot rebuild an attention_mask of type {type(original).__name__} for the kept sequence")
+
+
+BIAS_IMPLEMENTATIONS = ("sdpa", "eager")
+"""Attention implementations whose masks are 4-D tensors an additive bias can be folded into."""
+
+
+def add_key_bias(mask: Any, bias: torch.Tensor, kv_offset: int, dtype: torch.dtype) -> torch.Tensor:
+    """`mask` (4-D bool, True = attend, or additive float) as an additive `dtype` mask plus `bias` on the key axis.
+
+    `bias` [B, M] covers the layer's key positions from 0 (the kept prompt; later keys get 0);
+    key j of the mask is position ``kv_offset + j`` (a sliding cache drops the oldest keys).
+    Masked entries stay at the dtype's minimum, as transformers' eager masks.
+    """
+    if not isinstance(mask, torch.Tensor) or mask.dim() != 4:
+        got = type(mask).__name__ if not isinstance(mask, torch.Tensor) else f"a {mask.dim()}-D tensor"
+        raise InputError(
+            f"an attention bias (merger sizes) needs a 4-D attention mask, got {got}; load the model with "
+            f"attn_implementation in {list(BIAS_IMPLEMENTATIONS)}"
+        )
+    kv = mask.shape[-1]
+    keys = bias.new_zeros(bias.shape[0], kv)
+    width = max(0, min(kv, bias.shape[1] - kv_offset))
+    if width:
+        keys[:, :width] = bias[:, kv_offset:kv_offset + width]
+    keys = keys.to(device=mask.device, dtype=dtype)[:, None, None, :]
+    low = torch.finfo(dtype).min
+    if mask.dtype == torch.bool:
+        return torch.where(mask, keys, torch.tensor(low, dtype=dtype, device=mask.device))
+    return (mask.to(dtype) + keys).clamp(min=low)

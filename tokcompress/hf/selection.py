@@ -17,7 +17,7 @@ from ..pruner import Pruner
 from ..tokens import VisualTokens
 from .kept import take
 
-__all__ = ["ModelTensors", "RowChoice", "select_rows", "visual_tokens"]
+__all__ = ["ModelTensors", "RowChoice", "select_rows", "replay_rows", "visual_tokens"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,17 @@ class RowChoice:
     """[k] bool: which kept tokens carry merged features (None: none)."""
     features: torch.Tensor | None = None
     """[k, D] features of the kept tokens, merged where `merged` is True."""
+    assignment: torch.Tensor | None = None
+    """[n] long: for each of the row's visual tokens (in sequence order), the sequence position of the
+    kept token it was folded into (its own for a kept token); None unless the merger assigns."""
+
+    @property
+    def sizes(self) -> torch.Tensor | None:
+        """[k] float: visual tokens each kept token stands for (itself included), in `positions` order."""
+        if self.assignment is None:
+            return None
+        slots = torch.searchsorted(self.positions, self.assignment)
+        return torch.bincount(slots, minlength=len(self.positions)).float()
 
 
 def select_rows(pruner: Pruner, budget: Budget, visual: torch.Tensor, tensors: ModelTensors,
@@ -58,13 +69,55 @@ def select_rows(pruner: Pruner, budget: Budget, visual: torch.Tensor, tensors: M
     keep = tuple(budget.count(counts[b], b) for b in rows) if isinstance(budget.keep, tuple) else None
     sel = pruner.prune(tokens, budget=Budget(keep=keep) if keep else budget)
     for j, b in enumerate(rows):
-        k = sel.counts[j]
-        merged = sel.merged[j, :k]
-        if bool(merged.any()):
-            out[b] = RowChoice(positions[j][sel.row(j)], merged, sel.features[j, :k])
-        else:
-            out[b] = RowChoice(positions[j][sel.row(j)])
+        out[b] = _row_choice(sel, j, positions[j])
     return out
+
+
+def _row_choice(sel, j: int, positions: torch.Tensor) -> RowChoice:
+    """Row `j` of a `Selection` over a row's visual tokens (token i = sequence position positions[i])."""
+    k = sel.counts[j]
+    kept = positions[sel.row(j)]
+    assignment = None
+    if sel.assignment is not None:
+        assignment = kept[sel.assignment[j, : len(positions)]]
+    merged = sel.merged[j, :k]
+    if bool(merged.any()):
+        return RowChoice(kept, merged, sel.features[j, :k], assignment)
+    return RowChoice(kept, assignment=assignment)
+
+
+def replay_rows(pruner: Pruner, visual: torch.Tensor, tensors: ModelTensors, layouts: list,
+                chosen: list[torch.Tensor], assignments: list[torch.Tensor]) -> list[RowChoice]:
+    """Each row's `RowChoice` for a frozen selection and assignment (`PruningHandle.freeze`): the sizes, and
+    the merger's features for that assignment when it can replay one (`Merger.replay`)."""
+    out = [RowChoice(c, assignment=a) for c, a in zip(chosen, assignments)]
+    merger = pruner.merger
+    rows = [b for b, c in enumerate(chosen) if len(c)]
+    if merger is None or not merger.replaces_features() or not rows:
+        return out
+    tokens, positions = visual_tokens(merger_needs(merger), rows, visual, tensors, layouts)
+    width = max(len(chosen[b]) for b in rows)
+    device = tokens.device
+    keep = torch.zeros(len(rows), width, dtype=torch.long, device=device)
+    slots = torch.full((len(rows), tokens.num_tokens), -1, dtype=torch.long, device=device)
+    for j, b in enumerate(rows):
+        index_of = {int(p): i for i, p in enumerate(positions[j].tolist())}
+        keep[j, : len(chosen[b])] = torch.tensor([index_of[int(p)] for p in chosen[b]], device=device)
+        keep[j, len(chosen[b]):] = keep[j, 0]
+        slots[j, : len(positions[j])] = torch.searchsorted(chosen[b].to(device), assignments[b].to(device))
+    merge = merger.replay(tokens, keep, slots)
+    if merge is None:
+        return out
+    for j, b in enumerate(rows):
+        k = len(chosen[b])
+        merged = merge.merged[j, :k]
+        if bool(merged.any()):
+            out[b] = RowChoice(chosen[b], merged, merge.features[j, :k], assignments[b])
+    return out
+
+
+def merger_needs(merger) -> dict[str, Any]:
+    return {field: [merger.name] for field in merger.requires()}
 
 
 def _left_aligned(positions: list[torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

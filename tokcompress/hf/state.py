@@ -40,6 +40,9 @@ class Pruned:
     """[B, M] bool 2-D mask of the kept sequence."""
     cache: Any = None
     """Weak reference to the KV cache the prefill filled."""
+    bias: torch.Tensor | None = None
+    """[B, M] float32 added to the attention logits towards each kept slot in every layer >= K (log of the
+    kept token's size; 0 at text and filler slots), or None: no bias (no merger sizes, or every size 1)."""
 
 
 @dataclass
@@ -69,6 +72,8 @@ class CallState:
     """Tensor arguments of the last ``get_image_features`` call (image sizes, grids)."""
     frozen: list[torch.Tensor] | None = None
     """A fixed selection replayed instead of running the pruner (`PruningHandle.freeze`)."""
+    frozen_assignment: list[torch.Tensor] | None = None
+    """Per row, the kept position each visual token was folded into, replayed with `frozen` (or None)."""
     vision: VisionChoice | None = None
     memo: dict[Any, Any] = field(default_factory=dict)
 

@@ -1,6 +1,7 @@
-"""Merger interface (optional fifth step of a pruner) and the generic contextual merge."""
+"""Merger interface (optional fifth step of a pruner), the generic contextual merge and the assignment merge."""
 
-from .base import Merger
+from .assign import AssignMerger
+from .base import Merge, Merger
 from .contextual import ContextualMerger
 
-__all__ = ["Merger", "ContextualMerger"]
+__all__ = ["Merger", "Merge", "ContextualMerger", "AssignMerger"]

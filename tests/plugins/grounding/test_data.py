@@ -131,3 +131,24 @@ def test_counting_questions_in_a_group_ask_distinct_types_with_true_counts():
     for q in questions:
         n = sum(f"many {sh.colour} {PLURALS[sh.kind]}?" in q.prompt for sh in scene.shapes)
         assert q.answer == COUNT_WORDS[n]
+
+
+def test_generated_dataset_writes_a_split_once_and_matches_the_generator(tmp_path):
+    """``grounding-generated``: the first `count` samples of a split, as `make_sample` draws them, cached."""
+    from tokcompress.study.registry import get_study_catalog
+    from tokcompress_grounding.data import make_sample
+    from tokcompress_grounding.plugin import GroundingGeneratedDataset
+
+    assert get_study_catalog().datasets["grounding-generated"].cls is GroundingGeneratedDataset
+    ds = GroundingGeneratedDataset(GroundingGeneratedDataset.Params(split="val", count=4, cache=str(tmp_path)))
+    samples = ds.load(tmp_path)
+    assert ds.label() == "grounding-val4"
+    assert [s.id for s in samples] == [f"val-{i:06d}" for i in range(4)]
+    for i, s in enumerate(samples):
+        ref = make_sample(0, "val", i)
+        assert s.prompt == ref.prompt
+        assert (s.box == tuple(float(v) for v in ref.box)) if ref.task == "grounding" else (s.answer == (ref.answer,))
+        assert s.load_image().tobytes() == ref.image.convert("RGB").tobytes()  # PNG is lossless
+    written = (tmp_path / "seed0-val4" / "val.jsonl").stat().st_mtime_ns
+    ds.load(tmp_path)
+    assert (tmp_path / "seed0-val4" / "val.jsonl").stat().st_mtime_ns == written  # not rewritten

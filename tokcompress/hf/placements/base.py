@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Iterable, Literal
 import torch
 
 from ...component import Component, Params
-from ...errors import SpecError
+from ...errors import InputError, SpecError
 from ...placement import Placement
 
 if TYPE_CHECKING:
@@ -41,10 +41,12 @@ class ModelPlacement(Placement):
 
     def check(self, parts: dict[str, Component], others: Iterable[type[Placement]]) -> None:
         super().check(parts, others)
-        if getattr(self.params, "features", "hidden") == "normed" and parts.get("merger") is not None:
+        merger = parts.get("merger")
+        if getattr(self.params, "features", "hidden") == "normed" and merger is not None and merger.replaces_features():
             raise SpecError(
-                "apply.features 'normed' cannot be combined with a merger: merged features must stay in the "
-                "decoder's hidden-state space; use features: hidden"
+                f"apply.features 'normed' cannot be combined with a merger that replaces features (merger "
+                f"{merger.name!r}): merged features must stay in the decoder's hidden-state space; use features: hidden"
+                + (" (or the merger's values: keep)" if merger.gives_sizes() else "")
             )
 
 
@@ -67,6 +69,53 @@ class Strategy:
 
     def check_model(self) -> None:
         """Refuse a model this placement cannot run on (called once at attach)."""
+        self.check_bias_support()
+
+    @property
+    def wants_bias(self) -> bool:
+        """Whether the pruner's merger asks for an attention bias from kept-token sizes."""
+        merger = self.handle.pruner.merger
+        return merger is not None and merger.size_bias()
+
+    def check_bias_support(self) -> None:
+        """A size bias is folded into 4-D masks: refuse attention implementations that take none (flash)."""
+        from ..masks import BIAS_IMPLEMENTATIONS
+
+        impl = getattr(self.handle.text_config, "_attn_implementation", None)
+        if self.wants_bias and impl not in BIAS_IMPLEMENTATIONS:
+            raise InputError(
+                f"merger {self.handle.pruner.merger.name!r} with bias 'log_size' adds log(size) to attention logits, "
+                f"which needs an additive mask; the text model's attn_implementation is {impl!r}, expected one of "
+                f"{list(BIAS_IMPLEMENTATIONS)} (load the model with attn_implementation='sdpa', or set the merger's "
+                "bias: none)"
+            )
+
+    def biased_mask(self, i: int, mask: Any, hidden: torch.Tensor, cache: Any) -> Any:
+        """Layer `i`'s mask with the kept tokens' log-size bias on the key axis, when the pruned sequence has
+        one (some kept token stands for more than itself); otherwise `mask` unchanged.
+
+        A None mask (SDPA's causal fast path: no padding) is materialised first. `cache` is the KV cache the
+        layer was called with (`tensors.cache_arg`): it places the bias on the key axis of a decode step.
+        """
+        h, state = self.handle, self.handle.state
+        p = state.pruned
+        if p is None or p.bias is None:
+            return mask
+        from ..masks import add_key_bias, layer_mask
+
+        if cache is None and state.mode == "decode":  # the keys are the cache's: without it the bias would be lost
+            raise InputError(f"decoder layer {i} ran a cached decode step without receiving the KV cache (neither "
+                             "'cache' nor 'past_key_values'); the kept tokens' size bias cannot be placed")
+        q = hidden.shape[1]
+        offset = cache.get_mask_sizes(q, i)[1] if cache is not None else 0
+
+        def make():
+            full = mask
+            if full is None:
+                full = layer_mask(h.text_config, h.layer_types[i], hidden, None, cache, i, allow_skip=False)
+            return add_key_bias(full, p.bias, offset, hidden.dtype)
+
+        return state.memo_get(("bias", id(mask), offset, q, h.layer_types[i]), make)
 
     def install(self) -> list[Any]:
         """Hooks of this placement; returns undo callables."""

@@ -6,6 +6,7 @@ The decoder sees only the kept sequence, so its KV cache is born pruned; decode 
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import torch
@@ -13,13 +14,31 @@ import torch
 from ...errors import InputError
 from ..kept import Kept, take
 from ..masks import lm_mask
-from ..tensors import per_row, with_choices
+from ..tensors import cache_arg, per_row, with_choices
 from .base import FeaturesParams, ModelPlacement, Strategy
 
 __all__ = ["InputsPlacement", "InputsStrategy"]
 
 
 class InputsStrategy(Strategy):
+    def install(self) -> list[Any]:
+        """A pre-hook on every decoder layer that adds the kept tokens' size bias to its mask (when the merger
+        gives one): the decoder builds its masks itself, so the bias goes in per layer, prefill and decode."""
+        h = self.handle
+        if self.wants_bias:
+            for i, layer in enumerate(h.layers):
+                h.hook(layer, partial(self._on_layer, i))
+        return []
+
+    def _on_layer(self, i: int, module, args: tuple, kwargs: dict):
+        state = self.handle.state
+        if state.mode is None or state.pruned is None or state.pruned.bias is None:
+            return None
+        hidden = args[0] if args else kwargs["hidden_states"]
+        kwargs = dict(kwargs)
+        kwargs["attention_mask"] = self.biased_mask(i, kwargs.get("attention_mask"), hidden, cache_arg(kwargs))
+        return args, kwargs
+
     def prefill(self, kwargs: dict[str, Any], cache: Any) -> None:
         embeds = kwargs["inputs_embeds"]
         kept, choices = self.choose(embeds)

@@ -19,7 +19,6 @@ from ..kept import take
 from ..masks import layer_mask
 from ..probes import AttentionProbe
 from ..tensors import cache_arg, decode_padding, per_row, with_choices
-from ..tensors import cache_arg, decode_padding, per_row, with_choices
 from .base import FeaturesParams, ModelPlacement, Strategy
 
 __all__ = ["LayerPlacement", "LayerStrategy"]
@@ -40,6 +39,7 @@ class LayerStrategy(Strategy):
         return self.params.layer
 
     def check_model(self) -> None:
+        super().check_model()
         n = len(self.handle.layers)
         if not 1 <= self.layer < n:
             raise InputError(f"apply.layer K={self.layer} is out of range for a {n}-layer decoder; expected 1 <= K < {n}")
@@ -135,15 +135,18 @@ class LayerStrategy(Strategy):
             take(t, kept.index, -2) if t.shape[-2] == kept.n else t for t in pe))
 
     def _layer_mask(self, i: int, hidden: torch.Tensor, padding: torch.Tensor, cache: Any):
+        """Layer i's mask over the kept sequence, with the kept tokens' size bias when there is one."""
         h, state = self.handle, self.handle.state
         kind = h.layer_types[i]
         sizes = cache.get_mask_sizes(hidden.shape[1], i) if cache is not None else None
+        biased = state.pruned.bias is not None
 
         def make():
             block = None
             if state.mode == "prefill":
                 block = h.adapter.block_sequence_ids(state.call, state.pruned.kept.index, state.pruned.kept.real)
-            return layer_mask(h.text_config, kind, hidden, padding, cache, i, block)
+            mask = layer_mask(h.text_config, kind, hidden, padding, cache, i, block, allow_skip=not biased)
+            return self.biased_mask(i, mask, hidden, cache) if biased else mask
 
         return state.memo_get(("mask", kind, sizes, hidden.shape[1]), make)
 

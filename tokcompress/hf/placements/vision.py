@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ...errors import InputError
+from ...errors import InputError, SpecError
 from ...tokens import VisualTokens
 from ..kept import build_kept, take
 from ..probes import AttentionProbe
@@ -141,3 +141,12 @@ class VisionPlacement(ModelPlacement):
     provides = frozenset({"features", "attention", "keys", "layout", "mask"})
     Params = PositionsParams
     strategy = VisionStrategy
+
+    def check(self, parts, others) -> None:
+        super().check(parts, others)
+        merger = parts.get("merger")
+        if merger is not None and merger.gives_sizes():
+            raise SpecError(
+                f"merger {merger.name!r} (kept-token sizes, attention bias) is not supported with placement 'vision'; "
+                "use placement 'pre_llm' or 'layer'"
+            )
