@@ -28,12 +28,16 @@ def ragged_batch(model, family, seed=1):
     return prompts, make_inputs(model, prompts, seed=seed)
 
 
-@pytest.mark.parametrize("family, placement", MATRIX)
-def test_keep_all_reproduces_unpruned_logits_exactly(tiny, family, placement):
+KEEP_ALL = [(f, p, FASTV[p]) for f, p in MATRIX] + [(f, "pre_llm", "pool") for f in FAMILIES]
+
+
+@pytest.mark.parametrize("family, placement, spec", KEEP_ALL,
+                         ids=[f"{f}-{p}-{s if isinstance(s, str) else 'fastv'}" for f, p, s in KEEP_ALL])
+def test_keep_all_reproduces_unpruned_logits_exactly(tiny, family, placement, spec):
     model = tiny(family)
     _, inputs = ragged_batch(model, family)
     reference = model(**inputs).logits
-    with tokcompress.attach(model, FASTV[placement], keep=10_000) as handle:
+    with tokcompress.attach(model, spec, keep=10_000) as handle:
         logits = model(**inputs).logits
     assert handle.stats.visual_after == handle.stats.visual_before
     assert torch.equal(logits, reference)

@@ -244,7 +244,7 @@ def test_features_are_the_hidden_states_entering_layer_k(tiny, features):
         tokcompress.attach(model, {"extends": "fastv", "apply": {"features": "raw"}}, keep=2)
 
 
-@pytest.mark.parametrize("spec", ["fastv", "visionzip"])
+@pytest.mark.parametrize("spec", ["fastv", "visionzip", "pool"])
 def test_a_budget_that_keeps_everything_installs_no_probe_and_says_so(tiny, spec):
     model = tiny("llava")  # 16 visual tokens per image
     inputs = make_inputs(model, [[3, Image(), 4]], seed=31)

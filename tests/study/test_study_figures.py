@@ -97,6 +97,22 @@ def test_many_specs_grow_the_legend_below_not_the_width(tmp_path):
         assert im.size[0] == 990
 
 
+def test_a_long_spec_name_wraps_in_a_two_column_legend_instead_of_one_column(tmp_path):
+    # twenty specs, the longest too wide for half of 3.3 in: one column would be twenty legend rows
+    specs = [f"spec-{i}" for i in range(19)] + ["cdpruner-positive-original-positions"]
+    kl = next(f for f in write_figures(tables_for(tmp_path, specs), tmp_path / "plots") if f.metrics == ["kl_next_token"])
+    svg = kl.paths["svg"].read_text()
+    assert "cdpruner-positive-" in svg and "cdpruner-positive-original-positions" not in svg  # text stays text in SVG
+    assert kl.width_in == 3.3 and kl.height_in < 4.6  # one column: 20 rows, about 6 in
+
+
+def test_wrapped_labels_keep_words_and_put_the_identical_note_on_its_own_line():
+    from tokcompress.study.figures import _wrap
+
+    assert _wrap("d2pruner-grounding-measured (= d2pruner-measured)", 22) == "d2pruner-grounding-\nmeasured\n(= d2pruner-measured)"
+    assert _wrap("fastv (= d2pruner)", 40) == "fastv (= d2pruner)"
+
+
 def test_report_without_matplotlib_writes_tables_and_html_and_says_how_to_get_plots(tmp_path, monkeypatch, capsys):
     for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.delitem(sys.modules, name)

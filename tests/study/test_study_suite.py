@@ -134,6 +134,8 @@ def test_shipped_suites_validate(tmp_path, monkeypatch):
                   "num_images": 1, "prompt": "p", "seed": 42})
     loaded = load_suite("llava-1.5-7b")
     assert "d2pruner-measured" in [label for label, _ in loaded.specs]
+    for name in shipped:  # every shipped suite runs the content-blind controls beside the methods
+        assert {"random", "uniform", "pool"} <= {label for label, _ in load_suite(name).specs}, name
 
 
 def test_unknown_shipped_suite_name(tmp_path):

@@ -4,9 +4,9 @@ Written at print size (`style`): 3.3 in wide for one metric, 7.0 in for the pane
 SVG and PDF. Budgets sit at evenly spaced positions labelled with the tokens they retain, so that
 series can be offset sideways (dodged) and stay apart even when budgets are close (25 and 28 of 256)
 or specs coincide (identical series are also marked in the legend). Intervals are error bars, or
-bands when there are few series whose bands do not overlap. The legend sits below the axes. A metric
-that cannot show anything is skipped with the reason: constant (every value 0 on random weights), or
-equal to the x axis (``kept_tokens``).
+bands when there are few series whose bands do not overlap. The legend sits below the axes (long
+labels wrapped rather than dropped to one column). A metric that cannot show anything is skipped with
+the reason: constant (every value 0 on random weights), or equal to the x axis (``kept_tokens``).
 """
 
 from __future__ import annotations
@@ -187,13 +187,36 @@ def _draw(ax, t: MetricTable, series: list[_Series], budgets: list[str], ticks: 
     return "bands" if bands else "error bars"
 
 
+def _legend_layouts(labels: list[str]):
+    """Candidate (columns, labels) from widest to narrowest: the labels as they are in 6 .. 2 columns, then
+    wrapped at hyphens and spaces in 2 columns, then one column. One long spec name must not force a
+    one-column legend: twenty specs in one column made a single-column figure 60% legend."""
+    for ncol in range(min(len(labels), 6), 1, -1):
+        yield ncol, labels
+    if len(labels) > 1:
+        for chars in range(max(len(label) for label in labels) - 1, 11, -1):
+            yield 2, [_wrap(label, chars) for label in labels]
+    yield 1, labels
+
+
+def _wrap(label: str, chars: int) -> str:
+    """`label` in lines of at most `chars` (a longer word stays whole), broken at hyphens and spaces; the
+    identical-series note ``(= spec)`` of a label that needs wrapping starts a line of its own."""
+    if len(label) <= chars:
+        return label
+    name, sep, same = label.partition(" (= ")
+    parts = [name, "(= " + same] if sep else [label]
+    return "\n".join(line for part in parts for line in textwrap.wrap(part, chars, break_on_hyphens=True))
+
+
 def _place_legend(fig, handles, labels, body_in: float) -> float:
-    """A legend below the axes with the most columns that fit the figure's width (measured, not guessed),
-    then the figure made tall enough for `body_in` of axes plus the legend; returns the new height."""
+    """A legend below the axes in the first of `_legend_layouts` that fits the figure's width (measured,
+    not guessed), then the figure made tall enough for `body_in` of axes plus the legend; returns the new
+    height."""
     width = fig.get_size_inches()[0]
     renderer = fig.canvas.get_renderer()
-    for ncol in range(min(len(labels), 6), 0, -1):
-        legend = fig.legend(handles, labels, loc="outside lower center", ncol=ncol)
+    for ncol, texts in _legend_layouts(list(labels)):
+        legend = fig.legend(handles, texts, loc="outside lower center", ncol=ncol)
         box = legend.get_window_extent(renderer)
         if box.width / fig.dpi <= width - 0.1 or ncol == 1:
             break

@@ -20,6 +20,7 @@ PRESETS = {
     "visionzip": ("vision", None, {"scorer": "attention", "selector": "visionzip", "merger": "contextual"}),
     "random": ("pre_llm", None, {"selector": "random"}),
     "uniform": ("pre_llm", None, {"selector": "uniform"}),
+    "pool": ("pre_llm", None, {"selector": "pool", "merger": "pool"}),
 }
 
 

@@ -108,5 +108,5 @@ def test_shipped_profile_and_suite_are_its_own():
     assert tuple(profile.maps["image"].shape) == (16, 16)
     loaded = load_suite("grounding")
     labels = [label for label, _ in loaded.specs]
-    assert {"d2pruner", "d2pruner-measured", "fastv", "dart", "divprune", "cdpruner", "visionzip", "random", "uniform"} <= set(labels)
+    assert {"d2pruner", "d2pruner-measured", "fastv", "dart", "divprune", "cdpruner", "visionzip", "random", "uniform", "pool"} <= set(labels)
     assert [b.ratio for b in loaded.suite.budgets] == [0.25, 0.111, 0.1]
