@@ -64,3 +64,13 @@ def test_ratio_budgets_resolve_per_row_like_every_caller(counts, ratio):
     sel = tokcompress.build_pruner("uniform").prune(tokens, ratio=ratio)
     assert sel.counts == Budget(ratio=ratio).counts(counts)
     assert all(bool(mask[b, sel.row(b)].all()) for b in range(len(counts)))
+
+
+def test_split_shares_then_gives_the_leftover_to_the_largest_remainders():
+    from tokcompress.budget import split
+
+    assert split(3, [4, 8]) == [1, 2]
+    assert split(4, [4, 8]) == [1, 3]  # 1.33 / 2.67
+    assert split(5, [4, 4, 4]) == [2, 2, 1]  # equal remainders: the earlier parts first
+    assert split(100, [29, 71]) == [29, 71]  # 100 * 0.29 is 28.999...: the share's epsilon keeps the 29th
+    assert split(12, [4, 8]) == [4, 8]

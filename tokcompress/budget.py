@@ -17,7 +17,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from .component import StrictNumbers
 from .errors import InputError, shorten
 
-__all__ = ["Budget", "share", "EPSILON"]
+__all__ = ["Budget", "share", "split", "EPSILON"]
 
 EPSILON = 1e-9
 """Tolerance added before flooring, so binary float error cannot lose a token (``576 * 0.25``, ``0.7 * 10``)."""
@@ -27,6 +27,18 @@ def share(count: int, fraction: float) -> int:
     """``floor(count * fraction + 1e-9)``, at most `count`: the rounding rule of every share of a count
     (budget ratios, D2Pruner's pivots, VisionZip's contextual tokens)."""
     return min(count, math.floor(count * fraction + EPSILON))
+
+
+def split(keep: int, sizes: Sequence[int]) -> list[int]:
+    """`keep` over parts of `sizes` tokens: each part's `share`, the leftover one each to the parts with the
+    largest remainder (the earlier part on ties). Sums to `keep`; no part above its size while keep <= sum(sizes)."""
+    total = sum(sizes)
+    exact = [keep * (n / total) for n in sizes]
+    out = [share(keep, n / total) for n in sizes]
+    order = sorted(range(len(sizes)), key=lambda v: (-(exact[v] - out[v]), v))
+    for v in order[: keep - sum(out)]:
+        out[v] += 1
+    return out
 
 
 def _is_int(value: Any) -> bool:

@@ -6,6 +6,7 @@ import torch
 
 from pydantic import Field
 
+from ..budget import split
 from ..component import INT64_MAX, Params
 from ..graphs.base import Graph
 from ..layout import OFF_GRID, Grid, Layout
@@ -42,7 +43,8 @@ class UniformSelector(Selector):
     """Evenly spaced tokens: index ``floor((k + 0.5) * n / keep)`` among each row's `n` valid tokens.
 
     With a multi-segment layout the budget is split across segments in proportion to their size
-    (largest remainder, earlier segment first on ties) and the rule applies within each segment.
+    (`tokcompress.budget.split`: shares, then largest remainder, earlier segment first on ties) and the
+    rule applies within each segment.
     Newline tokens of a ``Grid(newline=True)`` are not patches and are skipped, unless the budget
     exceeds the patch count.
     """
@@ -63,7 +65,7 @@ class UniformSelector(Selector):
                 groups = _segment_positions(layouts[b] if layouts else None, len(positions), skip_newlines=False)
             sizes = [len(g) for g in groups]
             picks = []
-            for group, size, budget in zip(groups, sizes, _split(keep, sizes)):
+            for group, size, budget in zip(groups, sizes, split(keep, sizes)):
                 if budget:
                     k = torch.arange(budget, dtype=torch.float64)
                     picks.append(group[torch.floor((k + 0.5) * size / budget).long()])
@@ -82,15 +84,4 @@ def _segment_positions(layout: Layout | None, n: int, skip_newlines: bool) -> li
             idx = idx[coords[idx, 1] != OFF_GRID]
         out.append(idx)
         start += seg.num_tokens
-    return out
-
-
-def _split(keep: int, sizes: list[int]) -> list[int]:
-    """Largest-remainder split of `keep` in proportion to `sizes`, never above a segment's size."""
-    total = sum(sizes)
-    exact = [keep * s / total for s in sizes]
-    out = [int(e) for e in exact]
-    order = sorted(range(len(sizes)), key=lambda i: (-(exact[i] - out[i]), i))
-    for i in order[: keep - sum(out)]:
-        out[i] += 1
     return out

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import torch
 
-from tokcompress.budget import share
+from tokcompress.budget import split as split_budget  # re-exported: the budget over views
 from tokcompress.layout import Grid, Layout
 
 __all__ = ["Cells", "View", "views", "split_budget", "pooled_bands", "band_widths", "bins", "cells"]
@@ -100,17 +100,6 @@ def views(layout: Layout) -> list[View]:
         else:
             out.append(View(start + torch.arange(seg.count)[None, :], seg.kind))
         start += seg.num_tokens
-    return out
-
-
-def split_budget(keep: int, sizes: list[int]) -> list[int]:
-    """`keep` over views of `sizes` tokens: `share` of each view's fraction, the leftover by largest remainder."""
-    total = sum(sizes)
-    exact = [keep * (n / total) for n in sizes]
-    out = [share(keep, n / total) for n in sizes]
-    order = sorted(range(len(sizes)), key=lambda v: (-(exact[v] - out[v]), v))
-    for v in order[: keep - sum(out)]:
-        out[v] += 1
     return out
 
 
