@@ -242,17 +242,21 @@ def cmd_layers(args) -> int:
 
 # -- paired comparisons of an ablate run -----------------------------------------------------------------
 def load_rows(db: Path) -> dict[tuple[str, str], dict[str, dict]]:
-    """(spec label, budget) -> sample id -> {task, correct, text}, from a results database (read-only)."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    """(spec label, budget) -> sample id -> {task, correct, text}, from a results database: the rows the
+    report would show (the latest settings and spec definitions, `tokcompress.study.aggregate.latest_config`)."""
+    from tokcompress.study.aggregate import latest_config
+    from tokcompress.study.db import ResultsDB
+
+    with ResultsDB(db, create=False) as results:
+        rows, _ = latest_config(results.rows())
     out: dict[tuple[str, str], dict[str, dict]] = defaultdict(dict)
-    for spec, budget, sample, metrics, output in con.execute("SELECT spec, budget, sample, metrics, output FROM results"):
-        m, o = json.loads(metrics), json.loads(output)
+    for r in rows:
+        m, o = r["metrics"], r["output"]
         if m.get("grounding_acc") is not None:
             task, correct = "grounding", bool(m["grounding_acc"])
         else:
             task, correct = "counting", bool(m.get("exact_match"))
-        out[(spec, budget)][sample] = {"task": task, "correct": correct, "text": o.get("text", "")}
-    con.close()
+        out[(r["spec"], r["budget"])][r["sample"]] = {"task": task, "correct": correct, "text": o.get("text", "")}
     return out
 
 

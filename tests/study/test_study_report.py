@@ -101,7 +101,23 @@ def test_report_shows_the_latest_settings_only(tmp_path):
     files = write_report(tmp_path / "r.sqlite", tmp_path / "out", quiet=True, plots=False)
     acc = next(t for t in files.tables if t.metric == "acc")
     assert all(c.estimate.mean == 0.0 for c in acc.cells.values())
-    assert "30 older rows recorded with other settings are not shown" in files.html.read_text()
+    assert "30 older rows recorded with other settings or an earlier definition" in files.html.read_text()
+
+
+def test_report_shows_the_latest_definition_of_a_spec_only(tmp_path):
+    make_db(tmp_path / "r.sqlite", VALUES)
+    with ResultsDB(tmp_path / "r.sqlite") as db:  # fastv redefined under the same label, rerun on half the samples
+        fastv = [r for r in db.rows() if r["spec"] == "fastv"]
+        samples = sorted({r["sample"] for r in fastv})[: len({r["sample"] for r in fastv}) // 2]
+        rerun = [r for r in fastv if r["sample"] in samples]
+        for r in rerun:
+            db.insert({**r, "spec_hash": "redefined", "metrics": {"acc": 1.0}})
+    files = write_report(tmp_path / "r.sqlite", tmp_path / "out", quiet=True, plots=False)
+    acc = next(t for t in files.tables if t.metric == "acc")
+    cells = [c.estimate for k, c in acc.cells.items() if k[0] == "fastv"]
+    assert cells and all(e.mean == 1.0 for e in cells)  # only the new definition's rows, each sample once
+    assert sum(e.n for e in cells) == len({(r["budget"], r["sample"]) for r in rerun})  # seeds averaged per sample
+    assert f"{len(fastv)} older rows recorded with other settings or an earlier definition" in files.html.read_text()
 
 
 def test_print_tables_keeps_its_call_form(tmp_path):

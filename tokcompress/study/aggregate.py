@@ -95,12 +95,18 @@ def _retained(row: dict[str, Any]) -> float | None:
 
 
 def latest_config(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-    """Rows of the most recently recorded settings (``config_hash``) of each (model, dataset, sample), and how
-    many older rows were set aside. Rows are in insertion order; changing generation length or metric
-    parameters records new rows under a new config hash, and the report shows the current ones only."""
+    """Rows of the most recently recorded settings, and how many older rows were set aside.
+
+    Rows are in insertion order. Changing generation length or metric parameters records new rows under
+    a new ``config_hash`` (kept: the latest of each (model, dataset, sample)); changing a spec's definition
+    under the same label (a preset gaining a parameter, an edited suite) records them under a new
+    ``spec_hash`` (kept: the latest of each (model, dataset, spec label, budget)). The report shows the
+    current rows only, so no cell mixes two versions of a spec or counts a sample twice."""
     rows = list(rows)
-    latest = {(r["model"], r["dataset"], r["sample"]): r["config_hash"] for r in rows}
-    kept = [r for r in rows if r["config_hash"] == latest[(r["model"], r["dataset"], r["sample"])]]
+    config = {(r["model"], r["dataset"], r["sample"]): r["config_hash"] for r in rows}
+    spec = {(r["model"], r["dataset"], r["spec"], r["budget"]): r["spec_hash"] for r in rows}
+    kept = [r for r in rows if r["config_hash"] == config[(r["model"], r["dataset"], r["sample"])]
+            and r["spec_hash"] == spec[(r["model"], r["dataset"], r["spec"], r["budget"])]]
     return kept, len(rows) - len(kept)
 
 

@@ -119,7 +119,7 @@ def write_report(
     paired = build_paired(tables, baseline, level, resamples, seed)
     notes: list[str] = []
     if superseded:
-        notes.append(f"{superseded} older rows recorded with other settings are not shown")
+        notes.append(f"{superseded} older rows recorded with other settings or an earlier definition of their spec are not shown")
     unregistered = sorted({t.metric for t in tables if not t.info.registered})
     if unregistered:
         notes.append(f"no installed metric class for {', '.join(unregistered)}: shown under the id, as continuous, no direction")
