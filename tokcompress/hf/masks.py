@@ -36,10 +36,12 @@ def layer_mask(text_config, layer_type: str, hidden: torch.Tensor, padding: torc
     kwargs = dict(config=text_config, inputs_embeds=hidden, attention_mask=padding, position_ids=None,
                   layer_idx=layer_idx, **{_cache_name(mu.create_causal_mask): cache})
     if layer_type == "full_attention":
-        return mu.create_causal_mask(**kwargs, block_sequence_ids=block_ids, allow_is_causal_skip=allow_skip)
+        return mu.create_causal_mask(**kwargs, block_sequence_ids=block_ids,
+                                     **_no_skip(mu.create_causal_mask, allow_skip))
     if layer_type == "sliding_attention":
         if block_ids is None:
-            return mu.create_sliding_window_causal_mask(**kwargs, allow_is_causal_skip=allow_skip)
+            return mu.create_sliding_window_causal_mask(
+                **kwargs, **_no_skip(mu.create_sliding_window_causal_mask, allow_skip))
         # As Gemma3's create_masks_for_vision_model: AND(sliding window, OR(causal, image blocks)).
         early, _, _, _, kv_length, _, kv_offset = mu._preprocess_mask_arguments(
             text_config, hidden, padding, cache, None, layer_idx
@@ -54,10 +56,32 @@ def layer_mask(text_config, layer_type: str, hidden: torch.Tensor, padding: torc
     raise InputError(f"decoder layer type {layer_type!r} is not supported (expected full_attention or sliding_attention)")
 
 
+def _no_skip(fn, allow_skip: bool) -> dict[str, Any]:
+    """Arguments that keep `fn` from returning None for SDPA's ``is_causal`` path when `allow_skip` is False.
+
+    ``allow_is_causal_skip`` exists from transformers 5.24; before, any ``and_mask_function`` turns the
+    skip off, so an overlay that masks nothing does (the same mask, built through vmap).
+    """
+    if allow_skip:
+        return {}
+    if "allow_is_causal_skip" in _parameters(fn):
+        return {"allow_is_causal_skip": False}
+    return {"and_mask_function": _every_key}
+
+
+def _every_key(batch_idx: Any, head_idx: Any, q_idx: Any, kv_idx: Any) -> Any:
+    return kv_idx >= 0
+
+
+@functools.lru_cache(maxsize=None)
+def _parameters(fn) -> frozenset[str]:
+    return frozenset(inspect.signature(fn).parameters)
+
+
 @functools.lru_cache(maxsize=None)
 def _cache_name(fn) -> str:
     """``cache`` from transformers 5.24 on, ``past_key_values`` before (5.24+ still takes the old name, with a warning)."""
-    return "cache" if "cache" in inspect.signature(fn).parameters else "past_key_values"
+    return "cache" if "cache" in _parameters(fn) else "past_key_values"
 
 
 def lm_mask(original: Any, text_config, layer_types: list[str], hidden: torch.Tensor, padding: torch.Tensor,
