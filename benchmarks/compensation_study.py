@@ -32,6 +32,7 @@ from pathlib import Path
 
 COUNT_WORDS = ("zero", "one", "two", "three", "four")
 METHODS = ("d2pruner", "fastv", "divprune", "uniform")
+CONTROLS = ("random", "pool")  # uncompensated controls of the suite: rows in the tables, not in the figure
 
 
 # -- statistics -------------------------------------------------------------------------------------
@@ -307,7 +308,7 @@ def cmd_paired(args) -> int:
              "|---|---|---|---|---|---|---|"]
     r = results[ref_key]
     lines.append(f"| unpruned | all | {r['grounding']:.1f} | {r['counting']:.1f} | {r['over']} / {r['under']} / {r['other']} | | |")
-    for method in METHODS:
+    for method in METHODS + CONTROLS:
         for budget in budgets:
             for suffix in ("", "+bias", "+bias+mean"):
                 key = (method + suffix, budget)
@@ -328,7 +329,7 @@ def cmd_paired(args) -> int:
     r = results[ref_key]
     compact.append(f"| unpruned (256) | {r['counting']:.1f} | {r['grounding']:.1f} | {r['over']} / {r['under']} | |")
     order = budgets
-    for method in METHODS:
+    for method in METHODS + CONTROLS:
         for suffix, name in (("", ""), ("+bias", " + bias"), ("+bias+mean", " + bias + mean")):
             cells = [results.get((method + suffix, b)) for b in order]
             if any(c is None for c in cells):
