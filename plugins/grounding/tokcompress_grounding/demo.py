@@ -13,7 +13,7 @@
    (576 visual tokens, a Llama-style decoder) with random weights, for timing only: measured speed-up
    (paired rounds, median [min-max]) against the speed-up its FLOPs predict, selection included.
 
-    tokcompress demo [--samples 60] [--budgets 128 64 28 16] [--out runs/demo] [--threads N]
+    tokcompress demo [--samples 60] [--budgets 128 64 28 16] [--out runs/demo] [--threads N] [--timing-threads 1]
 """
 
 from __future__ import annotations
@@ -41,7 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timing-layers", type=positive_int, default=8, help="decoder layers of the timing model")
     p.add_argument("--timing-hidden", type=positive_int, default=1024, help="decoder width of the timing model")
     p.add_argument("--timing-keep", type=positive_int, default=64, help="visual tokens kept of 576 when timing")
-    p.add_argument("--repeats", type=positive_int, default=5, help="paired timing rounds (after one warm-up round)")
+    p.add_argument("--repeats", type=positive_int, default=7, help="paired timing rounds (after one warm-up round)")
+    p.add_argument("--timing-threads", type=positive_int, default=1,
+                   help="torch CPU threads while timing (default 1: on a shared machine, threads that wait for each "
+                        "other in every small operation of a selection measure the machine, not the pruner)")
     p.add_argument("--no-timing", action="store_true", help="skip part 3")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's own)")
 
@@ -116,7 +119,7 @@ def _accuracy(args: argparse.Namespace, console) -> None:
         flops = {r["budget"]: r["metrics"]["flops_ratio"] for r in rows if r["spec"] == spec}
         console.print(f"decoder FLOPs, {where}: " + ", ".join(
             f"{b} {v:.0%}" for b, v in sorted(flops.items(), key=lambda kv: -int(kv[0].split("=")[1]))) + " of unpruned")
-    files = write_report(db_path, args.out / "report", suite="demo")
+    files = write_report(db_path, args.out / "report", suite="demo", quiet=True)  # the tables above; paired ones in the report
     half = args.samples // 2
     console.print(f"{args.samples - half} grounding and {half} counting questions per cell (intervals: 95%); "
                   f"{summary.written} rows computed now, {summary.skipped} reused from {db_path}")
@@ -160,9 +163,14 @@ def _timing(args: argparse.Namespace, console) -> None:
 
     model = build_demo_model(text_layers=args.timing_layers, text_hidden=args.timing_hidden)
     inputs = tiny_inputs(model, Image.open(ASSET), PROMPT)
-    with console.status("timing prefill ..."):
-        results = compare(model, inputs, list(TIMING_PRESETS), keep=args.timing_keep, max_new_tokens=1,
-                          repeats=args.repeats, warmup=1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.timing_threads)
+    try:
+        with console.status("timing prefill ..."):
+            results = compare(model, inputs, list(TIMING_PRESETS), keep=args.timing_keep, max_new_tokens=1,
+                              repeats=args.repeats, warmup=1)
+    finally:
+        torch.set_num_threads(threads)
     title = (f"random LLaVA-1.5-shaped model ({args.timing_layers} x {args.timing_hidden} Llama decoder, 576 visual "
              f"tokens, prompt {inputs['input_ids'].shape[1]} tokens): timing only, the weights are random")
     console.print(render_table(results, title))
