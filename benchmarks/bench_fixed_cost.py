@@ -73,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in runs:
         line = f"  {name:14s} {result.median_ms(name) * 1e3:8.0f} us"
         if name != "stages":
-            ratios = sorted(c / s for s, c in zip(result.ms["stages"], result.ms[name]))  # per round
-            q1, mid, q3 = (ratios[len(ratios) * q // 4] for q in (1, 2, 3))
+            q1, mid, q3 = result.quartiles(name, lambda stages, call: call / stages)  # per round
             line += f"   fixed cost {mid - 1:+.1%} of the stages (quartiles {q1 - 1:+.1%} .. {q3 - 1:+.1%})"
         print(line)
     return 0

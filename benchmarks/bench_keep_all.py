@@ -66,12 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("ignore")  # keep-all warns that nothing is pruned: that is the point here
         result = time_paired(runs, "none", rounds=args.rounds, warmup=5, around=around)
     print(f"grounding model ({n} visual tokens), {result.threads} thread(s), {args.rounds} paired rounds")
-    base = result.ms["none"]
     for name in runs:
         line = f"  {name:22s} {result.median_ms(name):7.2f} ms"
         if name != "none":
-            diffs = sorted(c - b for b, c in zip(base, result.ms[name]))
-            q1, mid, q3 = (diffs[len(diffs) * q // 4] for q in (1, 2, 3))
+            q1, mid, q3 = result.quartiles(name, lambda none, call: call - none)  # per round
             line += f"   {mid:+.2f} ms per prefill vs none (quartiles {q1:+.2f} .. {q3:+.2f})"
         print(line)
     return 0

@@ -62,3 +62,11 @@ def test_bad_arguments_are_named():
         time_paired({"a": lambda: None}, "x")
     with pytest.raises(InputError, match="rounds must be >= 1"):
         time_paired({"a": lambda: None}, "a", rounds=0)
+
+
+def test_quartiles_are_taken_over_the_per_round_values():
+    from tokcompress.timing import Comparison
+
+    c = Comparison("a", {"a": [10.0, 10.0, 20.0, 10.0, 10.0], "b": [11.0, 12.0, 21.0, 13.0, 30.0]}, threads=1)
+    q1, mid, q3 = c.quartiles("b", lambda ref, x: x - ref)  # per round: 1, 2, 1, 3, 20
+    assert (q1, mid, q3) == (1.0, 2.0, 11.5)  # statistics.quantiles, exclusive method

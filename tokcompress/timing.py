@@ -49,6 +49,15 @@ class Comparison:
     def median_ms(self, name: str) -> float:
         return statistics.median(self.ms[name])
 
+    def quartiles(self, name: str, of: Callable[[float, float], float]) -> tuple[float, float, float]:
+        """Lower quartile, median and upper quartile over rounds of ``of(reference ms, name's ms)``
+        (e.g. ``lambda r, c: c - r`` for the added milliseconds, ``lambda r, c: c / r`` for a cost ratio)."""
+        values = [of(r, c) for r, c in zip(self.ms[self.reference], self.ms[name])]
+        if len(values) == 1:
+            return values[0], values[0], values[0]
+        q1, median, q3 = statistics.quantiles(values, n=4)
+        return q1, median, q3
+
     def speedup(self, name: str) -> Ratio:
         """Reference time over `name`'s time, round by round."""
         ratios = [r / c for r, c in zip(self.ms[self.reference], self.ms[name])]
