@@ -130,10 +130,14 @@ def main(argv=None) -> int:
             handles[label] = handle
             yield
 
+    select_ms: dict[str, list[float]] = {}
+
     def forward(name: str):
         def run():
             model(**inputs, use_cache=True, logits_to_keep=1)
             decoder_ms.setdefault(name, []).append(clock.ms)
+            stats = handles[name].stats if name in handles else None
+            select_ms.setdefault(name, []).append(stats.select_seconds * 1e3 if stats is not None else 0.0)
         return run
 
     runs = {name: forward(name) for name, _ in CONFIGS}
@@ -173,6 +177,9 @@ def main(argv=None) -> int:
             row["bare_speedup"] = statistics.median(b / m for b, m in zip(decoder_ms["none"][1:], bare_ms))
             row["bare_over_predicted"] = row["bare_speedup"] / row["predicted_speedup"]
             row["our_overhead"] = statistics.median(d / m - 1 for d, m in zip(dec, bare_ms))
+            # The same without the method's own selection (its scores, graph and picks): the machinery alone.
+            row["machinery_overhead"] = statistics.median(
+                (d - t) / m - 1 for d, t, m in zip(dec, select_ms[name][1:], bare_ms))
         rows.append(row)
     from rich.console import Console
     from rich.table import Table
@@ -180,7 +187,8 @@ def main(argv=None) -> int:
     table = Table(title=f"prefill, fp32 CPU, {timing.threads} thread(s): {n_text} text + {N_IMAGE} image tokens, keep {KEEP}; "
                         f"medians of {args.rounds} paired rounds (warm-up first, order rotated per round)")
     for col in ("config", "where", "kept", "select ms", "decoder ms", "decoder speed-up", "predicted (SwiGLU)",
-                "measured / predicted", "bare decoder / predicted", "our overhead", "whole prefill ms", "whole speed-up"):
+                "measured / predicted", "bare decoder / predicted", "our overhead", "without selection", "whole prefill ms",
+                "whole speed-up"):
         table.add_column(col, justify="left" if col in ("config", "where") else "right")
     for r in rows:
         w = "-" if r["placement"] == "-" else (f"layer K={r['layer']}" if r["placement"] == "layer" else r["placement"])
@@ -189,6 +197,7 @@ def main(argv=None) -> int:
                       f"{r['decoder_speedup']:.2f}x", f"{pred:.2f}x" if pred else "-",
                       f"{r['measured_over_predicted']:.0%}" if pred else "-",
                       f"{r['bare_over_predicted']:.0%}" if pred else "-", f"{r['our_overhead']:+.1%}" if pred else "-",
+                      f"{r['machinery_overhead']:+.1%}" if pred else "-",
                       f"{r['prefill_ms']:.0f}", f"{r['prefill_speedup']:.2f}x [{r['prefill_speedup_low']:.2f}-{r['prefill_speedup_high']:.2f}]")
     Console(width=190).print(table)
     none = next(r for r in rows if r["config"] == "none")

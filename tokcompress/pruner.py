@@ -127,11 +127,7 @@ class Pruner:
     # -- public API ---------------------------------------------------------------------
     def prune(self, tokens: VisualTokens, keep: Any = None, ratio: Any = None, *, budget: Budget | None = None) -> Selection:
         """Run the stages; every row keeps its own budget (``keep`` may be one count per row)."""
-        if not isinstance(tokens, VisualTokens):
-            raise InputError(f"select expects VisualTokens, got {type(tokens).__name__}")
-        budget = Budget.of(keep, ratio, budget)
-        self._check_inputs(tokens)
-        counts = budget.counts(tokens.valid_sizes())
+        counts = self._counts(tokens, keep, ratio, budget)
         if len(set(counts)) == 1:
             return self._run(tokens, counts[0])
         parts = {k: [b for b, c in enumerate(counts) if c == k] for k in dict.fromkeys(counts)}
@@ -142,17 +138,14 @@ class Pruner:
 
         Every row must keep the same count; `prune` takes per-row budgets.
         """
-        if not isinstance(tokens, VisualTokens):
-            return self.prune(tokens, keep, ratio).indices  # raises prune's error
-        budget = Budget.of(keep, ratio)
-        counts = budget.counts(tokens.valid_sizes())
+        counts = self._counts(tokens, keep, ratio)
         if len(set(counts)) > 1:
             raise InputError(
                 f"rows would keep different numbers of tokens ({sorted(set(counts))}) for valid counts "
                 f"{tokens.valid_sizes()} with keep={keep!r}, ratio={ratio!r}; select returns one "
                 "[B, M] tensor: use Pruner.prune (per-row budgets) or pass a keep every row reaches"
             )
-        return self.prune(tokens, budget=budget).indices
+        return self._run(tokens, counts[0]).indices
 
     def compress(self, tokens: VisualTokens, keep: Any = None, ratio: Any = None) -> Selection:
         """Kept indices and their features (merged where the merger ran): `prune`, kept for its name."""
@@ -190,6 +183,14 @@ class Pruner:
         if out.assignment is not None:
             _check_assignment(self.merger, out.assignment, idx, valid, N)
         return Selection(idx, None, roles, out.merged.bool(), tokens.features, out.features, out.assignment)
+
+    def _counts(self, tokens: VisualTokens, keep: Any, ratio: Any, budget: Budget | None = None) -> list[int]:
+        """Each row's kept count, after checking the input is a batch carrying what the stages need."""
+        if not isinstance(tokens, VisualTokens):
+            raise InputError(f"select expects VisualTokens, got {type(tokens).__name__}")
+        budget = Budget.of(keep, ratio, budget)
+        self._check_inputs(tokens)
+        return budget.counts(tokens.valid_sizes())
 
     def _check_inputs(self, tokens: VisualTokens) -> None:
         present = tokens.present()
