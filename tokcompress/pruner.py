@@ -7,7 +7,6 @@ Every call returns one result type, `Selection`, with or without a merger.
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
