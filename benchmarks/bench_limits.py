@@ -26,23 +26,15 @@ and ratios are medians of the per-round ratios (the machine is shared and its lo
 whose product is expected to take longer than ``--time-limit`` runs each implementation once, in the
 memory-measuring child, and is marked ``*``; its limit is shared by both methods.
 
-Peak extra memory: tracemalloc does not see torch's allocations and torch keeps CPU allocator
-statistics only with its profiler, so each implementation is run in a forked child (inputs shared
-copy-on-write) that makes glibc return freed blocks over 128 KiB to the OS (``mallopt``), releases its
-free heap (``malloc_trim``), resets the peak resident set (``/proc/self/clear_refs`` <- 5) and reports
-``VmHWM`` minus ``VmRSS`` around its second call (the first pays one-time start-up costs). Threads: 1
+Peak extra memory: each implementation's second call in a forked child (benchmarks/child_memory.py;
+the first call pays one-time start-up costs). Threads: 1
 by default (the machine is shared; two OpenMP threads on busy cores spend milliseconds in barriers).
 """
 
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
-import json
-import os
 import platform
-import re
 import statistics
 import sys
 import time
@@ -53,9 +45,11 @@ import torch
 import tokcompress
 from tokcompress import VisualTokens
 
+sys.path.insert(0, str(Path(__file__).parent))
+from child_memory import measure_in_child  # noqa: E402  (the benchmarks' shared memory measurement)
+
 FULL_N = (576, 2880, 16384)
 KEEP = {576: 64, 2880: 288, 16384: 1638}
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
 
 
 # -- the straightforward dense implementations ------------------------------------------------
@@ -122,43 +116,6 @@ def runs(method: str, tokens: VisualTokens, keep: int) -> dict:
     return {"ours": lambda: pruner.select(tokens, keep=keep), "limit": limit, "dense": dense}
 
 
-def _status_kib(field: str) -> int:
-    return int(re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M).group(1))
-
-
-def in_child(fn, calls: int) -> dict:
-    """Seconds of the last call, its peak extra MiB and its result, from a forked child (see above)."""
-    gc.collect()
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read)
-        try:
-            libc = ctypes.CDLL("libc.so.6")
-            libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
-            libc.mallopt(M_TRIM_THRESHOLD, 128 * 1024)
-            for _ in range(calls):
-                libc.malloc_trim(0)
-                Path("/proc/self/clear_refs").write_text("5")
-                base = _status_kib("VmRSS")
-                start = time.perf_counter()
-                out = fn()
-                seconds = time.perf_counter() - start
-                mib = (_status_kib("VmHWM") - base) / 1024
-            report = {"seconds": seconds, "mib": mib, "out": None if out is None else out.tolist()}
-        except Exception as exc:  # reported by the parent
-            report = {"error": f"{type(exc).__name__}: {exc}"}
-        os.write(write, json.dumps(report).encode())
-        os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        report = json.loads(pipe.read() or '{"error": "the measuring child died"}')
-    os.waitpid(pid, 0)
-    if "error" in report:
-        raise RuntimeError(report["error"])
-    return report
-
-
 def cell(fns: dict, names: list[str], repeats: int, single: bool) -> dict:
     """Name -> report (seconds, mib, out, runs) for the implementations `names` of one cell.
 
@@ -166,9 +123,10 @@ def cell(fns: dict, names: list[str], repeats: int, single: bool) -> dict:
     reversed every other round so drift and load hit every implementation alike (paired ratios are
     taken per round). A `single` cell keeps its child's one run.
     """
-    reports = {k: in_child(fns[k], 1 if single else 2) for k in names}
-    for r in reports.values():
-        r["runs"] = 1
+    reports = {}
+    for k in names:
+        r = measure_in_child(fns[k], 1 if single else 2)
+        reports[k] = {"seconds": r["seconds"][-1], "mib": r["mib"], "out": r["out"], "runs": 1}
     if single:
         return reports
     times: dict[str, list[float]] = {k: [] for k in names}

@@ -14,11 +14,10 @@ Cells: the median of ``--repeats`` runs after a warm-up. A cell whose first run 
 extrapolated quadratically in N from the same preset's previous N at the same batch, exceeds
 ``--max-seconds``; ``--skip PRESET@N`` or ``PRESET@NxB`` skips cells by hand.
 
-Peak extra memory: on CPU the first runs happen in a forked child (inputs shared copy-on-write) that
-makes glibc return every freed block over 128 KiB to the OS (``mallopt``) and releases its free heap
-before each call (``malloc_trim``), resets the peak resident
-set (``/proc/self/clear_refs``) and reports ``VmHWM`` minus ``VmRSS`` before its second call (the
-first pays the child's one-time start-up), so cached allocations cannot hide a peak; timings run in the parent with the normal allocator. On CUDA it is
+Peak extra memory: on CPU the first runs happen in a forked child (benchmarks/child_memory.py:
+glibc returns freed blocks to the OS, the peak resident set is reset before each call) that reports
+its second call (the first pays the child's one-time start-up); timings run in the parent with the
+normal allocator. On CUDA it is
 ``torch.cuda.max_memory_allocated`` above the inputs. Threads default to 1, as in the D2Pruner
 benchmark: on a shared machine two OpenMP threads spend milliseconds in barriers.
 """
@@ -26,12 +25,9 @@ benchmark: on a shared machine two OpenMP threads spend milliseconds in barriers
 from __future__ import annotations
 
 import argparse
-import ctypes
 import gc
 import json
-import os
 import platform
-import re
 import statistics
 import sys
 import time
@@ -44,11 +40,13 @@ import tokcompress
 from tokcompress import Layout, VisualTokens
 from tokcompress.catalog import get_catalog
 
+sys.path.insert(0, str(Path(__file__).parent))
+from child_memory import available as memory_available, measure_in_child  # noqa: E402  (shared with bench_limits)
+
 FULL_N = (576, 2880, 16384)
 FULL_B = (1, 8)
 GRIDS = {576: (24, 24), 2880: (48, 60), 16384: (128, 128)}  # as benchmarks/bench_d2pruner.py
 KEEP = {576: 64, 2880: 288, 16384: 1638}
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
 
 
 @dataclass
@@ -97,11 +95,6 @@ def timed(pruner: tokcompress.Pruner, tokens: VisualTokens, keep: int, device: s
     return time.perf_counter() - start
 
 
-def _status_kib(field: str) -> int:
-    match = re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M)
-    return int(match.group(1))
-
-
 def first_run(pruner: tokcompress.Pruner, tokens: VisualTokens, keep: int, device: str, limit: float) -> tuple[float, float | None]:
     """(seconds of a first selection, peak extra MiB of one selection); on CPU in a forked child.
 
@@ -109,42 +102,17 @@ def first_run(pruner: tokcompress.Pruner, tokens: VisualTokens, keep: int, devic
     pays a one-time ~10-16 MiB on its first torch call; a first call slower than `limit` is not
     repeated and its own memory is reported.
     """
-    gc.collect()
     if device.startswith("cuda"):
+        gc.collect()
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
         seconds = timed(pruner, tokens, keep, device)
         return seconds, (torch.cuda.max_memory_allocated() - base) / 2**20
-    if not hasattr(os, "fork") or not Path("/proc/self/clear_refs").exists():
+    if not memory_available():
         return timed(pruner, tokens, keep, device), None
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: measure, report through the pipe, leave without any cleanup
-        os.close(read)
-        try:
-            libc = ctypes.CDLL("libc.so.6")
-            libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)
-            libc.mallopt(M_TRIM_THRESHOLD, 128 * 1024)
-            for call in range(2):
-                libc.malloc_trim(0)  # free heap chunks still resident (the parent's, call 1's) would hide reuse
-                Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-                base = _status_kib("VmRSS")
-                seconds = timed(pruner, tokens, keep, device)
-                report = {"seconds": report["seconds"] if call else seconds, "mib": (_status_kib("VmHWM") - base) / 1024}
-                if seconds > limit:
-                    break
-        except Exception as exc:
-            report = {"error": f"{type(exc).__name__}: {exc}"}
-        os.write(write, json.dumps(report).encode())
-        os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        report = json.loads(pipe.read() or '{"error": "the measuring child died"}')
-    os.waitpid(pid, 0)
-    if "error" in report:
-        raise RuntimeError(report["error"])
-    return report["seconds"], report["mib"]
+    report = measure_in_child(lambda: pruner.select(tokens, keep=keep), calls=2, limit=limit)  # CPU: no sync to time
+    return report["seconds"][0], report["mib"]
 
 
 def run_cell(cell: Cell, pruner: tokcompress.Pruner, tokens: VisualTokens, args: argparse.Namespace) -> None:
