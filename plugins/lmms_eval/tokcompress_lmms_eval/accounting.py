@@ -108,16 +108,14 @@ class RunTotals:
         self.seconds += seconds
 
     def summary(self) -> dict[str, float]:
-        def mean(key: str) -> float | None:
+        def stat(key: str, of) -> float | None:
             values = [getattr(r, key) for r in self.rows if getattr(r, key) is not None]
-            return float(statistics.fmean(values)) if values else None
+            return float(of(values)) if values else None
 
-        out = {f"tokcompress_{k}": mean(k) for k in ("visual_tokens_before", "visual_tokens_after", "flops_ratio",
-                                                       "prefill_ms", "select_ms", "input_tokens")}
+        out = {f"tokcompress_{k}": stat(k, statistics.fmean) for k in (
+            "visual_tokens_before", "visual_tokens_after", "flops_ratio", "prefill_ms", "select_ms", "input_tokens")}
         for key in ("prefill_ms", "select_ms"):  # a first call's warm-up or a busy moment skews the mean of a time
-            values = [getattr(r, key) for r in self.rows if getattr(r, key) is not None]
-            if values:
-                out[f"tokcompress_{key}_median"] = float(statistics.median(values))
+            out[f"tokcompress_{key}_median"] = stat(key, statistics.median)
         out["tokcompress_samples"] = float(len(self.rows))
         return {k: v for k, v in out.items() if v is not None}
 
