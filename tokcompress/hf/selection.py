@@ -136,17 +136,11 @@ def visual_tokens(needs: dict[str, Any], rows: list[int], visual: torch.Tensor, 
     device = tensors.features.device
     positions = [visual[b].nonzero().flatten() for b in rows]
     idx, valid = _left_aligned(positions, device)
-    sel = torch.tensor(rows, device=device)
-
-    def gather(t: torch.Tensor) -> torch.Tensor:  # the visual rows first, so only they are copied and cast
-        rows_of_t = t if len(rows) == t.shape[0] else t[sel.to(t.device)]
-        return take(rows_of_t, idx.to(t.device), 1).to(device, torch.float32)
-
-    fields: dict[str, Any] = {"features": gather(tensors.features)}
+    fields: dict[str, Any] = {"features": _gather(tensors.features, rows, idx, device)}
     if tensors.attention is not None and "attention" in needs:
-        fields["attention"] = gather(tensors.attention)
+        fields["attention"] = _gather(tensors.attention, rows, idx, device)
     if tensors.keys is not None and "keys" in needs:
-        fields["keys"] = gather(tensors.keys)
+        fields["keys"] = _gather(tensors.keys, rows, idx, device)
     if {"text_keys", "text_features"} & needs.keys():
         fields.update(_text_fields(needs, rows, visual, tensors))
     ragged = not bool(valid.all())
@@ -164,10 +158,17 @@ def _text_fields(needs: dict[str, Any], rows: list[int], visual: torch.Tensor, t
         after = torch.arange(int(visual[b].nonzero().max()) + 1, visual.shape[1], device=device)
         positions.append(after[real[b, after]])
     idx, mask = _left_aligned(positions, device)
-    sel = torch.tensor(rows, device=device)
     out: dict[str, Any] = {"text_mask": mask}
     if "text_features" in needs:
-        out["text_features"] = take(tensors.features[sel].float(), idx, 1)
+        out["text_features"] = _gather(tensors.features, rows, idx, device)
     if "text_keys" in needs and tensors.keys is not None:
-        out["text_keys"] = take(tensors.keys[sel].float().to(device), idx, 1)
+        out["text_keys"] = _gather(tensors.keys, rows, idx, device)
     return out
+
+
+def _gather(t: torch.Tensor, rows: list[int], idx: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Batch rows `rows` of `t` at positions `idx` [R, W], as fp32 on `device`: the rows and positions are
+    taken first, so only they are copied and cast (not every row's whole sequence)."""
+    if len(rows) != t.shape[0]:
+        t = t[torch.tensor(rows, device=t.device)]
+    return take(t, idx.to(t.device), 1).to(device, torch.float32)
