@@ -199,3 +199,59 @@ def test_checks_of_the_picks_cover_every_row():
     pruner = Pruner(SPEC, selector=PickWith(torch.tensor([[0, 1, 2], [3, 6, 1]])))
     with pytest.raises(StageError, match=r"outside \[0, 6\)"):
         pruner.select(VisualTokens(torch.randn(2, 6, 3)), keep=3)
+
+
+def test_roles_follow_their_indices_whether_or_not_the_selector_returns_them_ascending():
+    from tokcompress.selectors.base import KEEP, TARGET, Picks
+
+    tokens = VisualTokens(torch.randn(2, 6, 3))
+    unsorted = Picks(torch.tensor([[4, 0, 2], [5, 1, 3]]), torch.tensor([[TARGET, KEEP, KEEP], [KEEP, TARGET, KEEP]]))
+    out = Pruner(SPEC, selector=PickWith(unsorted)).prune(tokens, keep=3)
+    assert out.indices.tolist() == [[0, 2, 4], [1, 3, 5]]
+    assert out.roles.tolist() == [[KEEP, KEEP, TARGET], [TARGET, KEEP, KEEP]]
+    # ascending picks read off a mask come as a strided view: kept as they are, returned contiguous
+    strided = torch.tensor([[0, 1, 0, 3, 0, 4], [0, 0, 0, 2, 0, 5]])[:, 1::2]
+    out = Pruner(SPEC, selector=PickWith(Picks(strided, torch.tensor([[KEEP, TARGET, KEEP]] * 2)))).prune(tokens, keep=3)
+    assert out.indices.tolist() == [[1, 3, 4], [0, 2, 5]] and out.indices.is_contiguous()
+    assert out.roles.tolist() == [[KEEP, TARGET, KEEP]] * 2
+
+
+class DebiasWith(tokcompress.debiasers.Debiaser):
+    name = "shift"
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def debias(self, scores, tokens):
+        return self.fn(scores)
+
+
+def _nan_at(i: int) -> torch.Tensor:
+    t = torch.rand(1, 6)
+    t[0, i] = float("nan")
+    return t
+
+
+@pytest.mark.parametrize("scorer, debias, blamed", [
+    (_nan_at(1), lambda s: s + 1, r"scorer 'fixed' \(ScoreWith\) returned non-finite scores \(NaN/inf\) at \[0, 1\]"),
+    (torch.rand(1, 6), lambda s: s / 0 * s, r"debiaser 'shift' \(DebiasWith\) returned non-finite scores"),
+    (torch.rand(1, 6), lambda s: torch.full_like(s, 1).index_fill_(1, torch.tensor([4]), float("-inf")),
+     r"debiaser 'shift' .* at \[0, 4\]"),
+])
+def test_non_finite_scores_are_blamed_on_the_stage_that_produced_them(scorer, debias, blamed):
+    pruner = Pruner(SPEC, selector=TopKSelector(), scorer=ScoreWith(scorer), debiaser=DebiasWith(debias))
+    with pytest.raises(StageError, match=blamed):
+        pruner.select(VisualTokens(torch.randn(1, 6, 3)), keep=2)
+
+
+def test_a_debiaser_failing_on_non_finite_scores_is_traced_to_the_scorer():
+    def refuse(s):
+        raise ValueError("cannot debias NaN")
+
+    pruner = Pruner(SPEC, selector=TopKSelector(), scorer=ScoreWith(_nan_at(3)), debiaser=DebiasWith(refuse))
+    with pytest.raises(StageError, match=r"scorer 'fixed' .* at \[0, 3\]"):
+        pruner.select(VisualTokens(torch.randn(1, 6, 3)), keep=2)
+    pruner = Pruner(SPEC, selector=TopKSelector(), scorer=ScoreWith(torch.rand(1, 6)), debiaser=DebiasWith(refuse))
+    with pytest.raises(ValueError, match="cannot debias NaN"):  # finite input: the debiaser's own error
+        pruner.select(VisualTokens(torch.randn(1, 6, 3)), keep=2)

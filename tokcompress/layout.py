@@ -87,7 +87,7 @@ class Layout:
             raise ValueError(f"cannot infer a square grid from {num_tokens} tokens; pass a Layout")
         return cls.grid(side)
 
-    @property
+    @cached_property
     def num_tokens(self) -> int:
         return sum(seg.num_tokens for seg in self.segments)
 

@@ -158,13 +158,7 @@ class Pruner:
             idx = torch.arange(N, device=tokens.device).expand(B, N).clone()
             own = idx.clone() if self.merger is not None and self.merger.gives_sizes() else None  # every size 1
             return _selection(tokens, idx, torch.full_like(idx, KEEP), own)
-        scores = None
-        if self.scorer is not None:
-            scores = self.scorer.score(tokens)
-            _check_tensor(self.scorer, "scores", scores, (B, N), valid)
-        if self.debiaser is not None:
-            scores = self.debiaser.debias(scores, tokens)
-            _check_tensor(self.debiaser, "scores", scores, (B, N), valid)
+        scores = self._scores(tokens, valid, (B, N))
         graph = None
         if self.graph is not None:
             graph = self.graph.build(tokens)
@@ -182,6 +176,28 @@ class Pruner:
         if out.assignment is not None:
             _check_assignment(self.merger, out.assignment, idx, valid, N)
         return Selection(idx, None, roles, out.merged.bool(), tokens.features, out.features, out.assignment)
+
+    def _scores(self, tokens: VisualTokens, valid: torch.Tensor | None, shape: tuple[int, int]) -> torch.Tensor | None:
+        """The scorer's scores, debiased where there is a debiaser. Each stage's output is checked for its
+        shape; the values once, on the scores the selector gets (one reduction): non-finite ones are
+        traced to the stage that produced them, and so is a debiaser's failure on non-finite input."""
+        if self.scorer is None:
+            return None
+        raw = self.scorer.score(tokens)
+        _check_shape(self.scorer, "scores", raw, shape)
+        if self.debiaser is None:
+            _check_finite(self.scorer, "scores", raw, valid)
+            return raw
+        try:
+            scores = self.debiaser.debias(raw, tokens)
+        except Exception:
+            _check_finite(self.scorer, "scores", raw, valid)
+            raise
+        _check_shape(self.debiaser, "scores", scores, shape)
+        if not math.isfinite(scores.sum().item()):
+            _check_finite(self.scorer, "scores", raw, valid)
+            _check_finite(self.debiaser, "scores", scores, valid)
+        return scores
 
     def _counts(self, tokens: VisualTokens, keep: Any, ratio: Any, budget: Budget | None = None) -> list[int]:
         """Each row's kept count, after checking the input is a batch carrying what the stages need."""
@@ -241,9 +257,18 @@ def _stack(tokens: VisualTokens, parts: dict[int, tuple[list[int], Selection]], 
 
 
 def _check_tensor(component: Component, what: str, t: Any, shape: tuple[int, ...], valid: torch.Tensor | None) -> None:
+    _check_shape(component, what, t, shape)
+    _check_finite(component, what, t, valid)
+
+
+def _check_shape(component: Component, what: str, t: Any, shape: tuple[int, ...]) -> None:
     if not isinstance(t, torch.Tensor) or tuple(t.shape) != shape or not t.is_floating_point():
         got = f"{tuple(t.shape)} {t.dtype}" if isinstance(t, torch.Tensor) else type(t).__name__
         raise StageError(f"{label(component)} returned {what} {got}; expected a float tensor of shape {list(shape)}")
+
+
+def _check_finite(component: Component, what: str, t: torch.Tensor, valid: torch.Tensor | None) -> None:
+    """Non-finite values at valid tokens are an error (padding may hold anything)."""
     if math.isfinite(t.sum().item()):  # a finite sum proves every value finite: one reduction, one sync
         return
     bad = ~torch.isfinite(t)
@@ -282,18 +307,31 @@ def _check_picks(
         raise StageError(f"{label(component)} returned indices {got}; expected a LongTensor of shape [{B}, {k}]")
     if roles is not None and (not isinstance(roles, torch.Tensor) or tuple(roles.shape) != (B, k)):
         raise StageError(f"{label(component)} returned roles that are not a tensor of shape [{B}, {k}]")
-    idx, order = torch.sort(idx, dim=1)
-    # One reduction and one device sync for a selection that keeps its contract: sorted, it lies in
-    # [0, N) without duplicates exactly when -1, idx..., N strictly increase.
-    steps = torch.diff(idx, dim=1, prepend=idx.new_full((B, 1), -1), append=idx.new_full((B, 1), N))
-    if int(steps.min()) <= 0:
-        if bool(((idx < 0) | (idx >= N)).any()):
-            raise StageError(f"{label(component)} returned indices outside [0, {N})")
+    # A sorted row lies in [0, N) without duplicates exactly when -1, row..., N strictly increase. The
+    # rows are checked as Python ints: one copy (one device sync), where tensor ops on a [B, k] tensor
+    # would each cost more than the copy, right after the selection's work; rows a selector already
+    # returns ascending (those read off a mask) are not sorted again.
+    rows = idx.tolist()
+    order = None
+    ascending = all(map(_ascending, rows))
+    if not ascending:
+        idx, order = torch.sort(idx, dim=1)
+        rows = idx.tolist()
+        ascending = all(map(_ascending, rows))
+    if any(row[0] < 0 or row[-1] >= N for row in rows):
+        raise StageError(f"{label(component)} returned indices outside [0, {N})")
+    if not ascending:
         raise StageError(f"{label(component)} returned the same index twice in a row")
     if valid is not None and not bool(torch.gather(valid, 1, idx).all()):
         raise StageError(f"{label(component)} selected padding tokens (VisualTokens.mask is False there)")
-    roles = torch.full_like(idx, KEEP) if roles is None else torch.gather(roles.long(), 1, order)
-    return idx, roles
+    idx = idx.contiguous()  # an unsorted selection was copied by the sort; a strided one is copied here
+    if roles is None:
+        return idx, torch.full_like(idx, KEEP)
+    return idx, roles.long() if order is None else torch.gather(roles.long(), 1, order)
+
+
+def _ascending(row: list[int]) -> bool:
+    return all(a < b for a, b in zip(row, row[1:]))
 
 
 def build_pruner(spec: "PrunerSpec | str | Path | Mapping[str, Any]", catalog: Catalog | None = None) -> Pruner:

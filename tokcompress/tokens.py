@@ -83,7 +83,8 @@ class VisualTokens:
                 empty = (~self.mask.any(dim=1)).nonzero().flatten().tolist()
                 raise InputError(f"VisualTokens.mask: rows {empty} have no valid token")
         for name, (extra, desc) in TOKEN_FIELDS.items():
-            self._check(name, (B, N), extra, desc)
+            if getattr(self, name) is not None:
+                self._check(name, (B, N), extra, desc)
         T = None
         for name, (extra, desc) in TEXT_FIELDS.items():
             t = getattr(self, name)
@@ -102,8 +103,6 @@ class VisualTokens:
     # -- validation helpers -------------------------------------------------------------
     def _check(self, name: str, lead: tuple[int, int], extra: int, desc: str) -> None:
         t = getattr(self, name)
-        if t is None:
-            return
         if not isinstance(t, torch.Tensor):
             raise InputError(f"VisualTokens.{name} must be a torch.Tensor, got {type(t).__name__}")
         if t.dim() != 2 + extra or tuple(t.shape[:2]) != lead:
@@ -217,13 +216,21 @@ class VisualTokens:
         return self._present
 
     def rows(self, rows: Sequence[int]) -> "VisualTokens":
-        """The batch of rows `rows` only (every field, masks and layouts included)."""
-        index = torch.tensor(list(rows), dtype=torch.long, device=self.device)
-        values = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
-        out = {k: (v.index_select(0, index) if isinstance(v, torch.Tensor) else v) for k, v in values.items()}
+        """The batch of rows `rows` only (every field, masks and layouts included): views of consecutive
+        rows, copies of others. The values were checked with this batch and are not scanned again."""
+        rows = list(rows)
+        if rows and rows == list(range(rows[0], rows[0] + len(rows))):
+            def take(t: torch.Tensor) -> torch.Tensor:
+                return t[rows[0] : rows[0] + len(rows)]
+        else:
+            index = torch.tensor(rows, dtype=torch.long, device=self.device)
+
+            def take(t: torch.Tensor) -> torch.Tensor:
+                return t.index_select(0, index)
+        out = {n: take(t) for n in self._present if isinstance(t := getattr(self, n), torch.Tensor)}
         if self._layouts is not None:
             out["layout"] = [self._layouts[r] for r in rows]
-        return VisualTokens(**out)
+        return VisualTokens(**out, check_values=False)
 
 
 DATA_FIELDS = frozenset(f.name for f in fields(VisualTokens) if f.init and f.name != "check_values")

@@ -49,6 +49,12 @@ class Graph(ABC):
         full[batch] = index
         return self.rows(full)[batch]
 
+    def batch_row(self, b: int) -> "Graph":
+        """The graph of batch row `b` alone (batch size 1), for selectors that take a large batch one row
+        at a time. This default reads through `batch_rows`; graphs built from per-row data override it
+        to hold row `b`'s data only."""
+        return RowOfBatch(self, b)
+
     def diagonal(self) -> torch.Tensor | None:
         """``[B, N]`` self-relations ``G_ii`` exactly as `rows` gives them, or None when they would
         cost a pass over every row (selectors then use the kind's nominal value)."""
@@ -57,6 +63,23 @@ class Graph(ABC):
     def dense(self, block_size: int = 1024) -> torch.Tensor:
         """The full ``[B, N, N]`` matrix, computed ``block_size`` rows at a time."""
         return torch.cat([self.row_range(s, e) for s, e in row_blocks(self.num_tokens, block_size)], 1)
+
+
+class RowOfBatch(Graph):
+    """Batch row `b` of `parent` as a graph of batch size 1 (`Graph.batch_row`'s default)."""
+
+    def __init__(self, parent: Graph, b: int) -> None:
+        super().__init__(1, parent.num_tokens, parent.device)
+        self.kind, self.symmetric = parent.kind, parent.symmetric  # type: ignore[misc]  (the parent's)
+        self.parent, self.b = parent, b
+        self._batch = torch.tensor([b], device=parent.device)
+
+    def rows(self, index: torch.Tensor) -> torch.Tensor:
+        return self.parent.batch_rows(self._batch, index)
+
+    def diagonal(self) -> torch.Tensor | None:
+        diagonal = self.parent.diagonal()
+        return None if diagonal is None else diagonal[self.b : self.b + 1]
 
 
 MIN_GEMM_ROWS = 8

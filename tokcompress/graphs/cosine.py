@@ -47,6 +47,12 @@ class CosineGraph(Graph):
         """Batch row `b`'s unit vectors ``[N, D]``, the same bits as ``unit[b]``."""
         return self._unit[b] if self._unit is not None else F.normalize(self.vectors[b].float(), dim=-1)
 
+    def batch_row(self, b: int) -> "CosineGraph":
+        """Row `b`'s vectors only (a view): its unit vectors are normalised for that row alone."""
+        row = CosineGraph(self.vectors[b : b + 1])
+        row._unit = None if self._unit is None else self._unit[b : b + 1]
+        return row
+
     def rows(self, index: torch.Tensor) -> torch.Tensor:
         return torch.bmm(take_rows(self.unit, index), self.unit.transpose(1, 2))
 

@@ -5,20 +5,26 @@ memory budget it is built once with matrix products and each pick reads its row,
 not, passes over every row go block by block (memory ``O(B * block_size * N)``), and the rows picks
 need are computed a batch at a time: the pick's own and those of the tokens most likely to be picked
 next, in one matrix product that costs about what a few single rows do (a single row is a
-memory-bound matrix-vector product).
+memory-bound matrix-vector product). A batch whose dense matrix would exceed the budget is selected one
+row at a time (`select_by_row`): the working set (unit vectors, per-pick state) is then one row's, and B
+rows cost B times one.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import torch
 from pydantic import Field
 
 from ..component import Params
 from ..graphs.base import Graph, row_blocks, take_rows
+from ..tokens import VisualTokens
 
-__all__ = ["RowParams", "GraphRows"]
+if TYPE_CHECKING:
+    from .base import Selector
+
+__all__ = ["RowParams", "GraphRows", "dense_fits", "select_by_row"]
 
 
 class RowParams(Params):
@@ -42,6 +48,22 @@ class RowParams(Params):
     one per pick: checking a cache would need a host sync per pick."""
 
 
+def dense_fits(graph: Graph, params: RowParams) -> bool:
+    """Whether the ``[B, N, N]`` fp32 matrix of `graph` fits `params.dense_max_bytes`."""
+    return graph.batch_size * graph.num_tokens**2 * 4 <= params.dense_max_bytes
+
+
+def select_by_row(selector: "Selector", tokens: VisualTokens, scores: torch.Tensor | None, graph: Graph,
+                  keep: int) -> torch.Tensor:
+    """`selector.select` on each batch row alone, concatenated. Each row then holds only its own working
+    set: at N = 16384, D = 4096 a batch of 8 would otherwise normalise 2 GiB of unit vectors at once
+    and, for DPP, keep ``B * keep * N`` Cholesky entries."""
+    return torch.cat([
+        selector.select(tokens.rows([b]), None if scores is None else scores[b : b + 1], graph.batch_row(b), keep)
+        for b in range(graph.batch_size)
+    ])
+
+
 class GraphRows:
     """Rows of `graph` for index tensors, from a dense copy when allowed (`dense`) and within
     `dense_max_bytes`."""
@@ -50,8 +72,7 @@ class GraphRows:
         self.graph = graph
         self.block_size = params.block_size
         n, b = graph.num_tokens, graph.batch_size
-        fits = b * n * n * 4 <= params.dense_max_bytes
-        self.dense = graph.dense(params.block_size) if dense and fits else None
+        self.dense = graph.dense(params.block_size) if dense and dense_fits(graph, params) else None
         self.fetch = min(params.fetch_rows, n) if graph.device.type == "cpu" else 1
         self._offsets = torch.arange(b, device=graph.device) * n  # row b of the flattened dense matrix
         self._cand: torch.Tensor | None = None  # [B, fetch] tokens whose rows are in _cache

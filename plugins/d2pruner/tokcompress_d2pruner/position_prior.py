@@ -139,8 +139,10 @@ class PositionPriorDebiaser(Debiaser):
 
     def bias(self, tokens: VisualTokens) -> torch.Tensor:
         """``[B, N]`` fp32 prior on the tokens' device; 1 at padding positions."""
-        valid = tokens.valid_mask().cpu()
         layouts = tokens.layouts()
+        if layouts is not None and tokens.mask is None:  # no padding: each row is its layout's cached prior
+            return torch.stack([self.bias_for_layout(lay) for lay in layouts]).to(tokens.device)
+        valid = tokens.valid_mask().cpu()
         out = torch.ones(valid.shape, dtype=torch.float32)
         for b in range(tokens.batch_size):
             n = int(valid[b].sum())
