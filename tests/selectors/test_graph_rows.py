@@ -1,5 +1,5 @@
 """`GraphRows`: the dense copy is built only under its byte budget and serves the same rows as the graph;
-a batch over the budget is selected row by row with the same picks."""
+a CPU batch is selected row by row with the picks of the batch together."""
 
 from __future__ import annotations
 
@@ -55,22 +55,24 @@ def _batch(seed: int = 0) -> VisualTokens:
     return VisualTokens(torch.randn(3, 40, 16, generator=g), attention=torch.rand(3, 40, generator=g), mask=mask)
 
 
+@pytest.mark.parametrize("budget", [1 << 28, 6400], ids=["dense", "blocks"])
 @pytest.mark.parametrize("selector", [MaxMinSelector, DPPSelector], ids=["maxmin", "dpp"])
-def test_a_batch_over_the_budget_is_selected_row_by_row_with_the_same_picks(selector):
+def test_a_cpu_batch_is_selected_row_by_row_with_the_picks_of_the_batch_together(selector, budget, monkeypatch):
     tokens = _batch()
     scores = tokens.attention
-    # 3 x 40 x 40 x 4 = 19200 bytes for the batch, 6400 per row: row by row, each row dense
-    per_row = selector(selector.Params(dense_max_bytes=6400))
+    # 3 x 40 x 40 x 4 = 19200 bytes for the batch, 6400 per row: "blocks" is over the budget for the batch
+    chosen = selector(selector.Params(dense_max_bytes=budget))
     graph = CosineGraph(tokens.features)
-    got = per_row.select(tokens, scores, graph, 12)
+    got = chosen.select(tokens, scores, graph, 12)
     assert graph._unit is None  # the batch's unit vectors were never normalised at once
-    alone = [per_row.select(tokens.rows([b]), scores[b : b + 1], CosineGraph(tokens.features[b : b + 1]), 12)
+    alone = [chosen.select(tokens.rows([b]), scores[b : b + 1], CosineGraph(tokens.features[b : b + 1]), 12)
              for b in range(3)]
     assert torch.equal(got, torch.cat(alone))
-    whole = selector(selector.Params()).select(tokens, scores, CosineGraph(tokens.features), 12)
-    assert torch.equal(got, whole)
     # a graph without its own `batch_row` (rows read through `batch_rows`) gives the same picks
-    assert torch.equal(per_row.select(tokens, scores, PlainCosine(tokens.features), 12), whole)
+    assert torch.equal(chosen.select(tokens, scores, PlainCosine(tokens.features), 12), got)
+    # the rows together, as on other devices, pick the same tokens in the same order
+    monkeypatch.setattr(f"{selector.__module__}.by_row", lambda graph, params: False)
+    assert torch.equal(chosen.select(tokens, scores, CosineGraph(tokens.features), 12), got)
 
 
 def test_rows_of_a_batch_are_views_of_consecutive_rows():

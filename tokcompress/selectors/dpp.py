@@ -16,7 +16,7 @@ from pydantic import Field
 from ..graphs.base import Graph
 from ..tokens import VisualTokens
 from .base import Selector, rank_descending
-from .graph_rows import GraphRows, RowParams, dense_fits, select_by_row
+from .graph_rows import GraphRows, RowParams, by_row, select_by_row
 
 
 class DPPParams(RowParams):
@@ -51,7 +51,7 @@ class DPPSelector(Selector):
     Params = DPPParams
 
     def select(self, tokens: VisualTokens, scores: torch.Tensor, graph: Graph, keep: int) -> torch.Tensor:
-        if graph.batch_size > 1 and not dense_fits(graph, self.params):  # one row's working set at a time
+        if by_row(graph, self.params):
             return select_by_row(self, tokens, scores, graph, keep)
         valid = tokens.valid_mask()
         invalid = ~valid

@@ -5,9 +5,13 @@ memory budget it is built once with matrix products and each pick reads its row,
 not, passes over every row go block by block (memory ``O(B * block_size * N)``), and the rows picks
 need are computed a batch at a time: the pick's own and those of the tokens most likely to be picked
 next, in one matrix product that costs about what a few single rows do (a single row is a
-memory-bound matrix-vector product). A batch whose dense matrix would exceed the budget is selected one
-row at a time (`select_by_row`): the working set (unit vectors, per-pick state) is then one row's, and B
-rows cost B times one.
+memory-bound matrix-vector product).
+
+Batches (`by_row`): on CPU each row is selected alone. The per-row work (the N x N pass, the picks'
+rows) is the same either way, so running rows together saves nothing there, while it multiplies the
+working set (unit vectors, dense matrix, per-pick state) and so the cache misses and page faults. On
+other devices rows run together, one kernel launch per step for the whole batch, unless the batch's
+dense matrix would exceed the budget.
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ from ..tokens import VisualTokens
 if TYPE_CHECKING:
     from .base import Selector
 
-__all__ = ["RowParams", "GraphRows", "dense_fits", "select_by_row"]
+__all__ = ["RowParams", "GraphRows", "by_row", "select_by_row"]
 
 
 class RowParams(Params):
     dense_max_bytes: int = Field(1 << 28, ge=0)
     """Memory budget of the similarity matrix: build the whole ``[B, N, N]`` fp32 matrix once when it
-    takes at most this many bytes (default 256 MiB: N = 2880 at batch 8); above it, rows are computed
+    takes at most this many bytes (default 256 MiB: N = 8192 for one row, which is what a CPU batch
+    needs, selected row by row; N = 2880 at batch 8 on other devices); above it, rows are computed
     in blocks and on demand. The indices are the same either way except where a selection hinges on
     rounding noise (see `tokcompress.graphs.cosine` for when the bits agree)."""
     block_size: int = Field(128, ge=1)
@@ -51,6 +56,11 @@ class RowParams(Params):
 def dense_fits(graph: Graph, params: RowParams) -> bool:
     """Whether the ``[B, N, N]`` fp32 matrix of `graph` fits `params.dense_max_bytes`."""
     return graph.batch_size * graph.num_tokens**2 * 4 <= params.dense_max_bytes
+
+
+def by_row(graph: Graph, params: RowParams) -> bool:
+    """Whether a batch is selected one row at a time (see the module docstring)."""
+    return graph.batch_size > 1 and (graph.device.type == "cpu" or not dense_fits(graph, params))
 
 
 def select_by_row(selector: "Selector", tokens: VisualTokens, scores: torch.Tensor | None, graph: Graph,

@@ -19,7 +19,7 @@ import torch
 from ..graphs.base import Graph
 from ..tokens import VisualTokens
 from .base import Selector, rank_descending
-from .graph_rows import GraphRows, RowParams, dense_fits, select_by_row
+from .graph_rows import GraphRows, RowParams, by_row, select_by_row
 
 
 class MaxMinParams(RowParams):
@@ -37,10 +37,6 @@ class MaxMinSelector(Selector):
     (the reference could re-pick one only when every remaining token duplicates a picked one).
     Returns the picks in pick order.
 
-    Batches: on CPU each row is selected alone: the N x N pass dominates, so running rows together
-    saves nothing and multiplies the working set (a batch's dense matrix outgrows the caches sooner).
-    On other devices rows run together (one kernel launch per step for the batch), unless the batch's dense matrix would exceed
-    `dense_max_bytes`.
     """
 
     name = "maxmin"
@@ -51,7 +47,7 @@ class MaxMinSelector(Selector):
         return self.params.first == "score"
 
     def select(self, tokens: VisualTokens, scores: torch.Tensor | None, graph: Graph, keep: int) -> torch.Tensor:
-        if graph.batch_size > 1 and (graph.device.type == "cpu" or not dense_fits(graph, self.params)):
+        if by_row(graph, self.params):
             return select_by_row(self, tokens, scores, graph, keep)
         valid = tokens.valid_mask()
         reader = GraphRows(graph, self.params)
