@@ -219,15 +219,10 @@ class VisualTokens:
         """The batch of rows `rows` only (every field, masks and layouts included): views of consecutive
         rows, copies of others. The values were checked with this batch and are not scanned again."""
         rows = list(rows)
-        if rows and rows == list(range(rows[0], rows[0] + len(rows))):
-            def take(t: torch.Tensor) -> torch.Tensor:
-                return t[rows[0] : rows[0] + len(rows)]
-        else:
-            index = torch.tensor(rows, dtype=torch.long, device=self.device)
-
-            def take(t: torch.Tensor) -> torch.Tensor:
-                return t.index_select(0, index)
-        out = {n: take(t) for n in self._present if isinstance(t := getattr(self, n), torch.Tensor)}
+        start = rows[0] if rows else 0
+        consecutive = rows == list(range(start, start + len(rows)))
+        pick = slice(start, start + len(rows)) if consecutive else torch.tensor(rows, dtype=torch.long, device=self.device)
+        out = {n: t[pick] for n in self._present if isinstance(t := getattr(self, n), torch.Tensor)}
         if self._layouts is not None:
             out["layout"] = [self._layouts[r] for r in rows]
         return VisualTokens(**out, check_values=False)
