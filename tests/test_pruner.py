@@ -216,6 +216,32 @@ def test_roles_follow_their_indices_whether_or_not_the_selector_returns_them_asc
     assert out.roles.tolist() == [[KEEP, TARGET, KEEP]] * 2
 
 
+class FirstK(PickWith):
+    """Keeps the first `keep` tokens of each row; marks the first of them TARGET when `mark`."""
+
+    def select(self, tokens, scores, graph, keep):
+        from tokcompress.selectors.base import TARGET, Picks
+
+        idx = torch.arange(keep).expand(tokens.batch_size, keep)
+        return Picks(idx, (idx == 0).long() * TARGET) if self.value else idx
+
+
+def test_roles_and_merge_flags_are_built_only_when_read():
+    """Without marked roles or a merger the result carries the indices only; reading `roles` / `merged`
+    builds KEEP / False, per-row budgets included; marked roles pass through the row groups."""
+    from tokcompress.selectors.base import KEEP, TARGET
+
+    tokens = VisualTokens(torch.randn(2, 6, 3))
+    for keep in (3, [3, 2]):
+        plain = Pruner(SPEC, selector=FirstK(False)).prune(tokens, keep=keep)
+        assert plain.marked_roles is None and plain.merged_flags is None, keep
+        assert plain.roles.shape == plain.indices.shape and (plain.roles == KEEP).all()
+        assert plain.merged.shape == plain.indices.shape and not plain.merged.any()
+        marked = Pruner(SPEC, selector=FirstK(True)).prune(tokens, keep=keep)
+        assert marked.marked_roles is not None and marked.merged_flags is None, keep
+    assert marked.roles.tolist() == [[TARGET, KEEP, KEEP], [TARGET, KEEP, KEEP]]  # row 1 keeps 2, padded with KEEP
+
+
 class DebiasWith(tokcompress.debiasers.Debiaser):
     name = "shift"
 

@@ -7,6 +7,7 @@ Every call returns one result type, `Selection`, with or without a merger.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -50,19 +51,33 @@ class Selection:
              when the selector marks none.
     merged:  ``[B, M]`` bool, True where a merger replaced the token's features.
     sizes:   ``[B, M]`` tokens each kept slot stands for, when the merger assigns (`assignment`).
+    `roles` and `merged` are built on first read when the selector marked no roles or no merger ran, so
+    a call that only wants the indices allocates nothing else.
     """
 
     indices: torch.Tensor
     mask: torch.Tensor | None
-    roles: torch.Tensor
-    merged: torch.Tensor
     source: torch.Tensor
     """``[B, N, D]`` the features the pruner saw (`VisualTokens.features`)."""
+    marked_roles: torch.Tensor | None = None
+    """``[B, M]`` the roles the selector marked (None: it marked none)."""
+    merged_flags: torch.Tensor | None = None
+    """``[B, M]`` bool, the merger's `merged` (None: no merger ran)."""
     merged_features: torch.Tensor | None = None
     """``[B, M, D]`` the merger's output for every kept slot (None without a merger)."""
     assignment: torch.Tensor | None = None
     """``[B, N]`` long: the kept slot each token was folded into (its own for a kept token, -1 at padding);
     None unless the merger assigns (`Merger.gives_sizes`)."""
+
+    @cached_property
+    def roles(self) -> torch.Tensor:
+        """``[B, M]`` the marked roles, or KEEP everywhere."""
+        return self.marked_roles if self.marked_roles is not None else torch.full_like(self.indices, KEEP)
+
+    @cached_property
+    def merged(self) -> torch.Tensor:
+        """``[B, M]`` bool: the merger's flags, or False everywhere."""
+        return self.merged_flags if self.merged_flags is not None else torch.zeros_like(self.indices, dtype=torch.bool)
 
     @cached_property
     def sizes(self) -> torch.Tensor | None:
@@ -115,6 +130,7 @@ class Pruner:
         for component in self.components():
             for field in sorted(component.requires()):
                 self.requires.setdefault(field, []).append(label(component))
+        self._required = frozenset(self.requires)
 
     def components(self) -> list[Component]:
         return [c for c in (self.scorer, self.debiaser, self.graph, self.selector, self.merger) if c is not None]
@@ -157,7 +173,7 @@ class Pruner:
         if k == N:  # keeps everything (only reachable when no row has padding): nothing to score or merge
             idx = torch.arange(N, device=tokens.device).expand(B, N).clone()
             own = idx.clone() if self.merger is not None and self.merger.gives_sizes() else None  # every size 1
-            return _selection(tokens, idx, torch.full_like(idx, KEEP), own)
+            return Selection(idx, None, tokens.features, assignment=own)
         scores = self._scores(tokens, valid, (B, N))
         graph = None
         if self.graph is not None:
@@ -169,13 +185,16 @@ class Pruner:
         picks = self.selector.select(tokens, scores, graph, k)
         idx, roles = _check_picks(self.selector, picks, valid, (B, N), k)
         if self.merger is None:
-            return _selection(tokens, idx, roles)
-        out = self.merger.merge(tokens, idx, roles if self.selector.marks_roles else None, scores)
+            return Selection(idx, None, tokens.features, roles)
+        marked = None
+        if self.selector.marks_roles:  # a merger that reads roles gets a tensor, KEEP where none was marked
+            marked = roles if roles is not None else torch.full_like(idx, KEEP)
+        out = self.merger.merge(tokens, idx, marked, scores)
         out = out if isinstance(out, Merge) else Merge(*out)
         _check_tensor(self.merger, "features", out.features, (B, k, tokens.features.shape[-1]), valid=None)
         if out.assignment is not None:
             _check_assignment(self.merger, out.assignment, idx, valid, N)
-        return Selection(idx, None, roles, out.merged.bool(), tokens.features, out.features, out.assignment)
+        return Selection(idx, None, tokens.features, roles, out.merged.bool(), out.features, out.assignment)
 
     def _scores(self, tokens: VisualTokens, valid: torch.Tensor | None, shape: tuple[int, int]) -> torch.Tensor | None:
         """The scorer's scores, debiased where there is a debiaser. Each stage's output is checked for its
@@ -209,17 +228,14 @@ class Pruner:
 
     def _check_inputs(self, tokens: VisualTokens) -> None:
         present = tokens.present()
+        if self._required <= present:
+            return
         for field, users in self.requires.items():
             if field not in present:
                 raise InputError(
                     f"{', '.join(users)} needs VisualTokens.{field}, which this batch does not carry "
                     f"(present: {', '.join(sorted(present))}); the placement or caller must supply it"
                 )
-
-
-def _selection(tokens: VisualTokens, idx: torch.Tensor, roles: torch.Tensor,
-               assignment: torch.Tensor | None = None) -> Selection:
-    return Selection(idx, None, roles, torch.zeros_like(idx, dtype=torch.bool), tokens.features, None, assignment)
 
 
 def _stack(tokens: VisualTokens, parts: dict[int, tuple[list[int], Selection]], width: int) -> Selection:
@@ -253,7 +269,10 @@ def _stack(tokens: VisualTokens, parts: dict[int, tuple[list[int], Selection]], 
             if sel.merged_features is not None:
                 filled[torch.tensor(rows, device=device)] = True
         merged_features = torch.where(filled[:, None, None], merged_features, plain)
-    return Selection(idx, mask, roles, merged, tokens.features, merged_features, assignment)
+    sels = [sel for _, sel in parts.values()]
+    marked = roles if any(sel.marked_roles is not None for sel in sels) else None
+    flags = merged if any(sel.merged_flags is not None for sel in sels) else None
+    return Selection(idx, mask, tokens.features, marked, flags, merged_features, assignment)
 
 
 def _check_tensor(component: Component, what: str, t: Any, shape: tuple[int, ...], valid: torch.Tensor | None) -> None:
@@ -297,9 +316,9 @@ def _check_assignment(component: Component, assignment: Any, idx: torch.Tensor, 
 
 def _check_picks(
     component: Selector, picks: Any, valid: torch.Tensor | None, shape: tuple[int, int], k: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sorted indices ``[B, k]`` and their roles, after checking the selector kept its contract
-    (`valid`: the tokens' mask, None when every token is valid)."""
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Sorted indices ``[B, k]`` and their roles (None when the selector marks none), after checking the
+    selector kept its contract (`valid`: the tokens' mask, None when every token is valid)."""
     B, N = shape
     idx, roles = (picks.indices, picks.roles) if isinstance(picks, Picks) else (picks, None)
     if not isinstance(idx, torch.Tensor) or idx.dtype != torch.long or tuple(idx.shape) != (B, k):
@@ -326,12 +345,12 @@ def _check_picks(
         raise StageError(f"{label(component)} selected padding tokens (VisualTokens.mask is False there)")
     idx = idx.contiguous()  # an unsorted selection was copied by the sort; a strided one is copied here
     if roles is None:
-        return idx, torch.full_like(idx, KEEP)
+        return idx, None
     return idx, roles.long() if order is None else torch.gather(roles.long(), 1, order)
 
 
 def _ascending(row: list[int]) -> bool:
-    return all(a < b for a, b in zip(row, row[1:]))
+    return all(map(operator.lt, row, row[1:]))
 
 
 def build_pruner(spec: "PrunerSpec | str | Path | Mapping[str, Any]", catalog: Catalog | None = None) -> Pruner:

@@ -31,7 +31,7 @@ TEXT_FIELDS = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VisualTokens:
     """Visual tokens of a batch and the probes stages may use.
 
@@ -67,28 +67,37 @@ class VisualTokens:
     _present: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        # Construction runs on every prefill, right after the model's own work has evicted this code from
+        # the caches; slots spare it building an instance dict, which costs more than the checks below.
+        present = frozenset(n for n in DATA_FIELDS if getattr(self, n) is not None)
+        object.__setattr__(self, "_present", present)
+        object.__setattr__(self, "_layouts", self._validate(present))
+
+    def _validate(self, present: frozenset[str]) -> tuple[Layout, ...] | None:
+        """Check every given field; return the layout of each row."""
         f = self.features
         if not isinstance(f, torch.Tensor):
             raise InputError(f"VisualTokens.features must be a torch.Tensor, got {type(f).__name__}")
-        if f.dim() != 3:
-            raise InputError(f"VisualTokens.features must be [B, N, D], got shape {tuple(f.shape)}")
+        shape = f.shape
+        if len(shape) != 3:
+            raise InputError(f"VisualTokens.features must be [B, N, D], got shape {tuple(shape)}")
         if not f.is_floating_point():
             raise InputError(f"VisualTokens.features must be floating point, got {f.dtype}")
-        B, N, _ = f.shape
+        B, N, _ = shape
         if B == 0 or N == 0:
-            raise InputError(f"VisualTokens.features must have B >= 1 and N >= 1, got shape {tuple(f.shape)}")
+            raise InputError(f"VisualTokens.features must have B >= 1 and N >= 1, got shape {tuple(shape)}")
         if self.mask is not None:
             self._check_mask("mask", (B, N))
             if not bool(self.mask.any(dim=1).all()):
                 empty = (~self.mask.any(dim=1)).nonzero().flatten().tolist()
                 raise InputError(f"VisualTokens.mask: rows {empty} have no valid token")
         for name, (extra, desc) in TOKEN_FIELDS.items():
-            if getattr(self, name) is not None:
+            if name in present:
                 self._check(name, (B, N), extra, desc)
         T = None
         for name, (extra, desc) in TEXT_FIELDS.items():
-            t = getattr(self, name)
-            if t is not None:
+            if name in present:
+                t = getattr(self, name)
                 if T is None and t.dim() >= 2:  # the first text field fixes T; the others must agree
                     T = t.shape[1]
                 self._check(name, (B, T), extra, desc)
@@ -96,27 +105,27 @@ class VisualTokens:
             if T is None:
                 raise InputError("VisualTokens.text_mask given without any text field (text_keys, text_embeds, text_features)")
             self._check_mask("text_mask", (B, T))
-        self._check_finite("features", f)
-        object.__setattr__(self, "_layouts", self._resolve_layouts())
-        object.__setattr__(self, "_present", frozenset(n for n in DATA_FIELDS if getattr(self, n) is not None))
+        if self.check_values:
+            self._scan_finite("features", f)
+        return self._resolve_layouts(B, N)
 
     # -- validation helpers -------------------------------------------------------------
     def _check(self, name: str, lead: tuple[int, int], extra: int, desc: str) -> None:
         t = getattr(self, name)
         if not isinstance(t, torch.Tensor):
             raise InputError(f"VisualTokens.{name} must be a torch.Tensor, got {type(t).__name__}")
-        if t.dim() != 2 + extra or tuple(t.shape[:2]) != lead:
+        shape = t.shape
+        if len(shape) != 2 + extra or shape[:2] != lead:
             want = f"[{lead[0]}, {lead[1]}{', ...' if extra else ''}]"
-            raise InputError(
-                f"VisualTokens.{name} has shape {tuple(t.shape)}; expected {want} ({desc})"
-            )
+            raise InputError(f"VisualTokens.{name} has shape {tuple(shape)}; expected {want} ({desc})")
         if not t.is_floating_point():
             raise InputError(f"VisualTokens.{name} must be floating point, got {t.dtype}")
         if t.device != self.features.device:
             raise InputError(
                 f"VisualTokens.{name} is on {t.device} but features are on {self.features.device}"
             )
-        self._check_finite(name, t)
+        if self.check_values:
+            self._scan_finite(name, t)
 
     def _check_mask(self, name: str, shape: tuple[int, int]) -> None:
         m = getattr(self, name)
@@ -125,11 +134,6 @@ class VisualTokens:
             raise InputError(f"VisualTokens.{name} must be a bool tensor of shape {list(shape)}, got {got}")
         if m.device != self.features.device:
             raise InputError(f"VisualTokens.{name} is on {m.device} but features are on {self.features.device}")
-
-    def _check_finite(self, name: str, t: torch.Tensor) -> None:
-        if not self.check_values:
-            return
-        self._scan_finite(name, t)
 
     def _scan_finite(self, name: str, t: torch.Tensor) -> None:
         """NaN/inf at valid tokens is an error.
@@ -152,13 +156,13 @@ class VisualTokens:
             index = where[k].tolist() + ([int(bad[k].to(torch.uint8).argmax())] if t.dim() == 3 else [])
             raise InputError(f"VisualTokens.{name} has non-finite values (NaN/inf), first at index {index}")
 
-    def _resolve_layouts(self) -> tuple[Layout, ...] | None:
+    def _resolve_layouts(self, B: int, N: int) -> tuple[Layout, ...] | None:
         if self.layout is None:
             return None
-        layouts = (self.layout,) * self.batch_size if isinstance(self.layout, Layout) else tuple(self.layout)
-        if len(layouts) != self.batch_size:
-            raise InputError(f"VisualTokens.layout has {len(layouts)} entries for a batch of {self.batch_size}")
-        counts = self.valid_counts().tolist() if self.mask is not None else [self.num_tokens] * self.batch_size
+        layouts = (self.layout,) * B if isinstance(self.layout, Layout) else tuple(self.layout)
+        if len(layouts) != B:
+            raise InputError(f"VisualTokens.layout has {len(layouts)} entries for a batch of {B}")
+        counts = self.valid_counts().tolist() if self.mask is not None else [N] * B
         for b, (lay, n) in enumerate(zip(layouts, counts)):
             if not isinstance(lay, Layout):
                 raise InputError(f"VisualTokens.layout[{b}] must be a Layout, got {type(lay).__name__}")
@@ -228,5 +232,5 @@ class VisualTokens:
         return VisualTokens(**out, check_values=False)
 
 
-DATA_FIELDS = frozenset(f.name for f in fields(VisualTokens) if f.init and f.name != "check_values")
-"""The fields that carry data (`present` reports these)."""
+DATA_FIELDS = tuple(f.name for f in fields(VisualTokens) if f.init and f.name != "check_values")
+"""The fields that carry data (`present` reports those given)."""

@@ -7,16 +7,13 @@ must give the same picks in the same order; so must the reference loops on the f
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tokcompress
-from tokcompress import Layout, VisualTokens
-from tokcompress.catalog import get_catalog
+from tokcompress import VisualTokens
 
 
 def divprune_order(x: torch.Tensor, keep: int) -> list[int]:
@@ -107,74 +104,3 @@ def test_dpp_fallback_order_without_the_dense_matrix():
     tokens = VisualTokens(torch.tensor([[[1.0, 0.0]] * 3]), attention=torch.tensor([[0.5, 1.0, 0.75]]))
     for mode in MODES + [{"dense_keep_ratio": 1.0}]:
         assert picks(with_selector(CDPRUNER, **mode), tokens, 3).tolist() == [[1, 2, 0]], mode
-
-
-# -- CUDA: no host sync per pick ------------------------------------------------------------------
-SELECTORS = sorted(get_catalog().components["selector"])
-
-
-def _spec(selector: str) -> dict:
-    cls = get_catalog().components["selector"][selector].cls
-    spec: dict = {"selector": selector}
-    if cls.needs_scores:
-        spec["scorer"] = "attention"
-    if cls.needs_graph:
-        graphs = get_catalog().components["graph"]
-        spec["graph"] = next(n for n, e in graphs.items() if e.cls.provides == cls.needs_graph)
-    return spec
-
-
-def _cuda_tokens() -> VisualTokens:
-    g = torch.Generator().manual_seed(0)
-    b, n, d = 2, 256, 64  # random 64-d features: no cosine near 0.8, so a MIS finishes in one window
-
-    def randn(*shape):
-        return torch.randn(*shape, generator=g).cuda()
-
-    return VisualTokens(
-        randn(b, n, d), attention=torch.rand(b, n, generator=g).cuda(), keys=randn(b, n, 8),
-        image_embeds=randn(b, n, 8), text_keys=randn(b, 4, 8), text_embeds=randn(b, 4, 8),
-        text_features=randn(b, 4, d), layout=Layout.grid(16, 16),
-    )
-
-
-def _syncs(fn) -> int:
-    """Synchronising CUDA calls made by `fn` (torch's sync debug mode, counted as warnings)."""
-    torch.cuda.synchronize()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
-        try:
-            fn()
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
-    return sum("synchroniz" in str(w.message) for w in caught)
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("selector", SELECTORS)
-def test_cuda_host_syncs_do_not_grow_with_the_picks(selector):
-    tokens = _cuda_tokens()
-    pruner = tokcompress.build_pruner(_spec(selector))
-    pruner.select(tokens, keep=16)  # warm-up: lazy initialisation may synchronise once
-    few, many = (_syncs(lambda k=k: pruner.select(tokens, keep=k)) for k in (16, 48))
-    assert few == many, f"{selector}: {few} host syncs for 16 picks, {many} for 48"
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("spec", [DIVPRUNE, CDPRUNER, with_selector(DIVPRUNE, dense_max_bytes=0)], ids=["maxmin", "dpp", "maxmin-rows"])
-def test_cuda_diversity_selection_never_synchronises(spec):
-    tokens = _cuda_tokens()
-    p = tokcompress.build_pruner(spec)
-    scores = p.scorer.score(tokens) if p.scorer is not None else None
-    graph = p.graph.build(tokens)
-    expected = picks(spec, VisualTokens(tokens.features.cpu(), attention=tokens.attention.cpu()), 24)
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        got = p.selector.select(tokens, scores, graph, 24)
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-    assert got.is_cuda and got.shape == (2, 24)
-    for row, ref in zip(got.cpu().tolist(), expected.tolist()):  # GPU rounding may break a near-tie differently
-        assert len(set(row) & set(ref)) >= 20

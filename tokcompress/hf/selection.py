@@ -80,8 +80,7 @@ def _row_choice(sel, j: int, positions: torch.Tensor) -> RowChoice:
     assignment = None
     if sel.assignment is not None:
         assignment = kept[sel.assignment[j, : len(positions)]]
-    merged = sel.merged[j, :k]
-    if bool(merged.any()):
+    if sel.merged_flags is not None and bool((merged := sel.merged_flags[j, :k]).any()):
         return RowChoice(kept, merged, sel.features[j, :k], assignment)
     return RowChoice(kept, assignment=assignment)
 

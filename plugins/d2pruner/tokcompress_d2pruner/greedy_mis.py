@@ -85,7 +85,7 @@ def greedy_independent_set(
     """
     B, N = avail.shape
     device = avail.device
-    on_cpu = device.type == "cpu"
+    early = stops_when_done(device)
     positions = torch.arange(N, device=device)
     batch = torch.arange(B, device=device)
     # Tokens whose neighbours are out, with a validity mask: blockers, then this pass's picks.
@@ -115,7 +115,7 @@ def greedy_independent_set(
         for _ in range(min(width, most)):
             live = alive & (count < need).unsqueeze(1)
             has = live.any(dim=1)
-            if on_cpu and not bool(has.any()):
+            if early and not bool(has.any()):
                 break
             slot = live.to(torch.uint8).argmax(dim=1)  # first live slot = best remaining member
             token = members[batch, slot]
@@ -127,6 +127,12 @@ def greedy_independent_set(
             picked_ok.append(has)
         if picks:
             linked.append((torch.stack(picks, dim=1), torch.stack(picked_ok, dim=1)))
+
+
+def stops_when_done(device: torch.device) -> bool:
+    """Whether the per-pick loop asks the host if any row still picks: free on CPU; on other devices each
+    ask is a host sync, so the loop runs its bound instead."""
+    return device.type == "cpu"
 
 
 def _fill_by_rank(

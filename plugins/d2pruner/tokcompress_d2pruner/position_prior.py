@@ -151,22 +151,24 @@ class PositionPriorDebiaser(Debiaser):
 
     # -- the correction -----------------------------------------------------------------
     def debias(self, scores: torch.Tensor, tokens: VisualTokens) -> torch.Tensor:
-        valid = tokens.valid_mask()
+        valid = tokens.mask  # None: every token is valid (no masking to do)
         s = scores.float()
         prior = self.bias(tokens)
         if self.params.mode == "ratio":
-            low = s.masked_fill(~valid, 0).min()
-            if bool(low < 0):
+            low = (s if valid is None else s.masked_fill(~valid, 0)).min().item()
+            if low < 0:
                 raise InputError(
                     f"debiaser 'position_prior' (mode: ratio) expects non-negative scores such as "
-                    f"attention, got a minimum of {float(low):.4g}; use mode: subtract for signed scores"
+                    f"attention, got a minimum of {low:.4g}; use mode: subtract for signed scores"
                 )
             return s / (prior + self.params.eps)
         if self.params.subtract_normalize:
             s, prior = _unit_sum(s, valid), _unit_sum(prior, valid)
-        return (s - prior).masked_fill(~valid, 0)
+        out = s - prior
+        return out if valid is None else out.masked_fill(~valid, 0)
 
 
-def _unit_sum(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    x = x.masked_fill(~valid, 0)
+def _unit_sum(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    if valid is not None:
+        x = x.masked_fill(~valid, 0)
     return x / x.sum(dim=1, keepdim=True).abs().clamp_min(torch.finfo(torch.float32).tiny)

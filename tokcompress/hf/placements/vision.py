@@ -93,7 +93,7 @@ class VisionStrategy(InputsStrategy):
                 fields["keys"] = self.probe.keys[:, skip:].float().to(feats.device)
         sel = h.pruner.prune(VisualTokens(**fields, layout=self.side.layout(T), check_values=False), budget=h.budget)
         out = None
-        if bool(sel.merged.any()):
+        if sel.merged_flags is not None and bool(sel.merged_flags.any()):
             out = feats.clone()
             rows, slots = sel.merged.nonzero(as_tuple=True)
             out[rows, sel.indices[rows, slots]] = sel.features[rows, slots].to(feats.dtype)
