@@ -3,7 +3,7 @@
     python benchmarks/bench_fixed_cost.py                       # d2pruner, N = 576, D = 4096, keep 64
     python benchmarks/bench_fixed_cost.py --preset fastv --n 2880 --keep 288 --rounds 301
 
-Three configurations run paired and interleaved (tokcompress.timing.time_paired), one thread:
+Four configurations run paired and interleaved (tokcompress.timing.time_paired), one thread:
 - ``stages``: the preset's scorer, debiaser, graph and selector called directly on prepared tokens
   (the work of the method itself);
 - ``select``: ``pruner.select`` on the same tokens (adds budget resolution, input and output checks,

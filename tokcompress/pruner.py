@@ -184,12 +184,10 @@ class Pruner:
                 )
         picks = self.selector.select(tokens, scores, graph, k)
         idx, roles = _check_picks(self.selector, picks, valid, (B, N), k)
+        kept = Selection(idx, None, tokens.features, roles)
         if self.merger is None:
-            return Selection(idx, None, tokens.features, roles)
-        marked = None
-        if self.selector.marks_roles:  # a merger that reads roles gets a tensor, KEEP where none was marked
-            marked = roles if roles is not None else torch.full_like(idx, KEEP)
-        out = self.merger.merge(tokens, idx, marked, scores)
+            return kept
+        out = self.merger.merge(tokens, idx, kept.roles if self.selector.marks_roles else None, scores)
         out = out if isinstance(out, Merge) else Merge(*out)
         _check_tensor(self.merger, "features", out.features, (B, k, tokens.features.shape[-1]), valid=None)
         if out.assignment is not None:

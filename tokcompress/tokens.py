@@ -68,7 +68,7 @@ class VisualTokens:
 
     def __post_init__(self) -> None:
         # Construction runs on every prefill, right after the model's own work has evicted this code from
-        # the caches; slots spare it building an instance dict, which costs more than the checks below.
+        # the caches; slots spare it building an instance dict, and only the given fields are checked.
         present = frozenset(n for n in DATA_FIELDS if getattr(self, n) is not None)
         object.__setattr__(self, "_present", present)
         object.__setattr__(self, "_layouts", self._validate(present))

@@ -36,7 +36,6 @@ class MaxMinSelector(Selector):
     model dtype, fp16, so near-ties may break differently); a picked token is never picked again
     (the reference could re-pick one only when every remaining token duplicates a picked one).
     Returns the picks in pick order.
-
     """
 
     name = "maxmin"
