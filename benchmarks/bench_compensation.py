@@ -7,7 +7,7 @@ Two models: the LLaVA-shaped decoder of `bench_prefill` (hidden 1024, 8 layers, 
 tokens, keep 64) and the shipped grounding model (4 layers of 128, 256 visual tokens, keep 28). For
 FastV (layer K=2) and DivPrune (pre-LLM), each plain and with the ``assign`` merger (cosine of the
 features, log-size bias; then also the value mean), every configuration timed in the same paired,
-rotated rounds (`tokcompress.timing.time_paired`); the cost of the option is the median per-round
+balanced rounds (`tokcompress.timing.time_paired`); the cost of the option is the median per-round
 ratio of the compensated prefill to the plain one of the same method.
 
 FLOPs of the option against the pruned decoder prefill (`tokcompress.flops`, SwiGLU count): the

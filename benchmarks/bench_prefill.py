@@ -10,7 +10,7 @@ image + 56 text tokens; keep 64. Prefill = one forward as ``generate``'s first s
 language model to leaving it: the pre-LLM selection and gathers, the layer-K probe and selection,
 all decoder layers) and the *whole* prefill (plus vision tower, projector, embedding, LM head).
 Configurations run through `tokcompress.timing.time_paired`: a warm-up round, then rounds in which
-every configuration runs once in a rotated order; a speed-up is the median over rounds of the ratio
+every configuration runs once, in orders balanced over the rounds; a speed-up is the median over rounds of the ratio
 within each round (baseline and configuration timed seconds apart, under the same load). A *bare
 decoder* fed the kept sequence directly (no tokcompress) separates the hardware's efficiency at the
 smaller size from our overhead (its runs are part of the same paired rounds, so "our overhead" is a
@@ -185,7 +185,7 @@ def main(argv=None) -> int:
     from rich.table import Table
 
     table = Table(title=f"prefill, fp32 CPU, {timing.threads} thread(s): {n_text} text + {N_IMAGE} image tokens, keep {KEEP}; "
-                        f"medians of {args.rounds} paired rounds (warm-up first, order rotated per round)")
+                        f"medians of {args.rounds} paired rounds (warm-up first, orders balanced over rounds)")
     for col in ("config", "where", "kept", "select ms", "decoder ms", "decoder speed-up", "predicted (SwiGLU)",
                 "measured / predicted", "bare decoder / predicted", "our overhead", "without selection", "whole prefill ms",
                 "whole speed-up"):

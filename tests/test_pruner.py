@@ -107,6 +107,36 @@ def test_selector_that_needs_a_graph_is_refused_without_one_or_with_the_wrong_ki
         Pruner(SPEC, selector=NeedsAdjacency(), scorer=scorer, graph=CosineGraphBuilder())
 
 
+def test_every_budget_form_keeps_the_count_budget_resolves():
+    """A plain ``keep`` count takes a short path past `Budget`; it keeps what `Budget` resolves, at and
+    beyond the row size included, and a ratio or per-row form keeps the same as that count."""
+    pruner = tokcompress.build_pruner("fastv")
+    t = tokens_with(torch.rand(2, 12))
+    for keep in (1, 5, 11, 12, 13, 100):
+        expected = tokcompress.Budget(keep=keep).counts([12, 12])
+        assert list(pruner.select(t, keep=keep).shape) == [2, expected[0]], keep
+        assert torch.equal(pruner.select(t, keep=keep), pruner.prune(t, keep=[keep, keep]).indices), keep
+    assert torch.equal(pruner.select(t, keep=3), pruner.select(t, ratio=0.25))
+
+
+def test_select_returns_the_kept_indices_without_running_the_merger():
+    """A merger changes no index: `select` skips it, `prune` runs it (and its contract is checked there)."""
+    from tokcompress.mergers import Merger
+
+    class Refuses(Merger):
+        name = "refuses"
+
+        def merge(self, tokens, keep, roles, scores):
+            raise RuntimeError("merger ran")
+
+    pruner = tokcompress.build_pruner({"apply": {"placement": "none"}, "selector": "uniform"})
+    pruner.merger = Refuses()
+    tokens = VisualTokens(torch.randn(1, 6, 2))
+    assert pruner.select(tokens, keep=3).tolist() == [[1, 3, 5]]  # uniform: evenly spaced
+    with pytest.raises(RuntimeError, match="merger ran"):
+        pruner.prune(tokens, keep=3)
+
+
 # -- misbehaving plugins ----------------------------------------------------------------
 class ScoreWith(Scorer):
     name = "fixed"

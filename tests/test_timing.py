@@ -1,11 +1,15 @@
-"""`time_paired`: rounds interleave every configuration in a rotated order, and speed-ups are per-round ratios."""
+"""`time_paired`: rounds interleave every configuration in balanced orders, and speed-ups are per-round ratios."""
 
 from __future__ import annotations
 
 import pytest
 
 from tokcompress.errors import InputError
-from tokcompress.timing import time_paired
+from collections import Counter
+
+from hypothesis import given, strategies as st
+
+from tokcompress.timing import balanced_orders, time_paired
 
 
 class FakeClock:
@@ -24,13 +28,13 @@ class FakeClock:
         return call
 
 
-def test_rounds_rotate_and_ratios_are_paired():
+def test_rounds_interleave_and_ratios_are_paired():
     clock = FakeClock()
     # seconds per run: warm-up, round 1, round 2 (the machine is 4x slower in round 1: pairing cancels it)
     durations = {"none": iter([9.0, 4.0, 1.0]), "a": iter([9.0, 1.0, 0.5]), "b": iter([9.0, 2.0, 2.0])}
     runs = {name: clock.run(name, lambda it=it: next(it)) for name, it in durations.items()}
     result = time_paired(runs, "none", rounds=2, warmup=1, clock=clock, sync=lambda: None)
-    # warm-up round in order none, a, b; then rotated: a, b, none; then b, none, a
+    # warm-up round in order none, a, b; then a, b, none; then b, none, a (balanced_orders(3))
     assert clock.order == ["none", "a", "b", "a", "b", "none", "b", "none", "a"]
     assert result.ms == {"none": [4000.0, 1000.0], "a": [1000.0, 500.0], "b": [2000.0, 2000.0]}
     ratio = result.speedup("a")  # per round: 4000/1000 = 4, 1000/500 = 2
@@ -70,3 +74,23 @@ def test_quartiles_are_taken_over_the_per_round_values():
     c = Comparison("a", {"a": [10.0, 10.0, 20.0, 10.0, 10.0], "b": [11.0, 12.0, 21.0, 13.0, 30.0]}, threads=1)
     q1, mid, q3 = c.quartiles("b", lambda ref, x: x - ref)  # per round: 1, 2, 1, 3, 20
     assert (q1, mid, q3) == (1.0, 2.0, 11.5)  # statistics.quantiles, exclusive method
+
+
+@given(st.integers(1, 12))
+def test_balanced_orders_place_and_precede_every_configuration_equally_often(k):
+    orders = balanced_orders(k)
+    assert all(sorted(order) == list(range(k)) for order in orders)
+    assert len(orders) == (k if k % 2 == 0 or k == 1 else 2 * k)
+    positions = Counter((x, i) for order in orders for i, x in enumerate(order))
+    follows = Counter(pair for order in orders for pair in zip(order, order[1:]))
+    assert len(positions) == k * k and len(set(positions.values())) == 1
+    assert len(follows) == k * (k - 1) and len(set(follows.values())) <= 1
+
+
+def test_four_configurations_each_follow_every_other_once_in_four_rounds():
+    clock = FakeClock()
+    runs = {name: clock.run(name, 1.0) for name in "abcd"}
+    time_paired(runs, "a", rounds=4, warmup=0, clock=clock, sync=lambda: None)
+    rounds = ["".join(clock.order[i:i + 4]) for i in range(0, 16, 4)]
+    assert rounds == ["abdc", "bcad", "cdba", "dacb"]
+    assert len({pair for r in rounds for pair in zip(r, r[1:])}) == 12  # a plain rotation gives 4

@@ -10,6 +10,7 @@ import math
 import operator
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -130,7 +131,7 @@ class Pruner:
         for component in self.components():
             for field in sorted(component.requires()):
                 self.requires.setdefault(field, []).append(label(component))
-        self._required = frozenset(self.requires)
+        self._required = tuple(self.requires)
 
     def components(self) -> list[Component]:
         return [c for c in (self.scorer, self.debiaser, self.graph, self.selector, self.merger) if c is not None]
@@ -151,16 +152,18 @@ class Pruner:
     def select(self, tokens: VisualTokens, keep: Any = None, ratio: Any = None) -> torch.Tensor:
         """LongTensor ``[B, M]`` of kept token indices: ascending, unique, valid, exactly M per row.
 
-        Every row must keep the same count; `prune` takes per-row budgets.
+        Every row must keep the same count; `prune` takes per-row budgets. A merger does not change which
+        tokens are kept, so it does not run here.
         """
         counts = self._counts(tokens, keep, ratio)
-        if len(set(counts)) > 1:
+        k = counts[0]
+        if counts.count(k) != len(counts):
             raise InputError(
                 f"rows would keep different numbers of tokens ({sorted(set(counts))}) for valid counts "
                 f"{tokens.valid_sizes()} with keep={keep!r}, ratio={ratio!r}; select returns one "
                 "[B, M] tensor: use Pruner.prune (per-row budgets) or pass a keep every row reaches"
             )
-        return self._run(tokens, counts[0]).indices
+        return self._pick(tokens, k)[0]
 
     def compress(self, tokens: VisualTokens, keep: Any = None, ratio: Any = None) -> Selection:
         """Kept indices and their features (merged where the merger ran): `prune`, kept for its name."""
@@ -168,12 +171,28 @@ class Pruner:
 
     # -- pipeline -----------------------------------------------------------------------
     def _run(self, tokens: VisualTokens, k: int) -> Selection:
-        valid = tokens.mask  # None: every token is valid
-        B, N = tokens.batch_size, tokens.num_tokens
-        if k == N:  # keeps everything (only reachable when no row has padding): nothing to score or merge
-            idx = torch.arange(N, device=tokens.device).expand(B, N).clone()
+        idx, roles, scores = self._pick(tokens, k)
+        if k == tokens.num_tokens:  # kept everything: nothing was scored, nothing merges
             own = idx.clone() if self.merger is not None and self.merger.gives_sizes() else None  # every size 1
             return Selection(idx, None, tokens.features, assignment=own)
+        kept = Selection(idx, None, tokens.features, roles)
+        if self.merger is None:
+            return kept
+        B, valid = tokens.batch_size, tokens.mask
+        out = self.merger.merge(tokens, idx, kept.roles if self.selector.marks_roles else None, scores)
+        out = out if isinstance(out, Merge) else Merge(*out)
+        _check_tensor(self.merger, "features", out.features, (B, k, tokens.features.shape[-1]), valid=None)
+        if out.assignment is not None:
+            _check_assignment(self.merger, out.assignment, idx, valid, tokens.num_tokens)
+        return Selection(idx, None, tokens.features, roles, out.merged.bool(), out.features, out.assignment)
+
+    def _pick(self, tokens: VisualTokens, k: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """The checked picks ``[B, k]`` (ascending), their roles (None: none marked) and the scores the
+        selector got."""
+        valid = tokens.mask  # None: every token is valid
+        B, N = tokens.features.shape[:2]
+        if k == N:  # keeps everything (only reachable when no row has padding): nothing to score
+            return torch.arange(N, device=tokens.device).expand(B, N).clone(), None, None
         scores = self._scores(tokens, valid, (B, N))
         graph = None
         if self.graph is not None:
@@ -183,16 +202,7 @@ class Pruner:
                     f"{label(self.graph)} returned {graph!r}; expected a {self.graph.provides} Graph over {N} tokens"
                 )
         picks = self.selector.select(tokens, scores, graph, k)
-        idx, roles = _check_picks(self.selector, picks, valid, (B, N), k)
-        kept = Selection(idx, None, tokens.features, roles)
-        if self.merger is None:
-            return kept
-        out = self.merger.merge(tokens, idx, kept.roles if self.selector.marks_roles else None, scores)
-        out = out if isinstance(out, Merge) else Merge(*out)
-        _check_tensor(self.merger, "features", out.features, (B, k, tokens.features.shape[-1]), valid=None)
-        if out.assignment is not None:
-            _check_assignment(self.merger, out.assignment, idx, valid, N)
-        return Selection(idx, None, tokens.features, roles, out.merged.bool(), out.features, out.assignment)
+        return (*_check_picks(self.selector, picks, valid, (B, N), k), scores)
 
     def _scores(self, tokens: VisualTokens, valid: torch.Tensor | None, shape: tuple[int, int]) -> torch.Tensor | None:
         """The scorer's scores, debiased where there is a debiaser. Each stage's output is checked for its
@@ -220,14 +230,14 @@ class Pruner:
         """Each row's kept count, after checking the input is a batch carrying what the stages need."""
         if not isinstance(tokens, VisualTokens):
             raise InputError(f"select expects VisualTokens, got {type(tokens).__name__}")
-        budget = Budget.of(keep, ratio, budget)
-        self._check_inputs(tokens)
-        return budget.counts(tokens.valid_sizes())
+        for field in self._required:
+            if getattr(tokens, field) is None:
+                self._refuse_missing(tokens.present())
+        if type(keep) is int and keep >= 1 and ratio is None and budget is None and tokens.mask is None:
+            return [min(keep, tokens.num_tokens)] * tokens.batch_size  # the common call, as Budget.count has it
+        return Budget.of(keep, ratio, budget).counts(tokens.valid_sizes())
 
-    def _check_inputs(self, tokens: VisualTokens) -> None:
-        present = tokens.present()
-        if self._required <= present:
-            return
+    def _refuse_missing(self, present: frozenset[str]) -> None:
         for field, users in self.requires.items():
             if field not in present:
                 raise InputError(
@@ -330,25 +340,25 @@ def _check_picks(
     # returns ascending (those read off a mask) are not sorted again.
     rows = idx.tolist()
     order = None
-    ascending = all(map(_ascending, rows))
-    if not ascending:
+    if not all(map(_in_range_ascending, rows, repeat(N))):
         idx, order = torch.sort(idx, dim=1)
         rows = idx.tolist()
-        ascending = all(map(_ascending, rows))
-    if any(row[0] < 0 or row[-1] >= N for row in rows):
-        raise StageError(f"{label(component)} returned indices outside [0, {N})")
-    if not ascending:
-        raise StageError(f"{label(component)} returned the same index twice in a row")
+        if not all(map(_in_range_ascending, rows, repeat(N))):
+            if any(row[0] < 0 or row[-1] >= N for row in rows):
+                raise StageError(f"{label(component)} returned indices outside [0, {N})")
+            raise StageError(f"{label(component)} returned the same index twice in a row")
     if valid is not None and not bool(torch.gather(valid, 1, idx).all()):
         raise StageError(f"{label(component)} selected padding tokens (VisualTokens.mask is False there)")
-    idx = idx.contiguous()  # an unsorted selection was copied by the sort; a strided one is copied here
+    if not idx.is_contiguous():  # an unsorted selection was copied by the sort; a strided one is copied here
+        idx = idx.contiguous()
     if roles is None:
         return idx, None
     return idx, roles.long() if order is None else torch.gather(roles.long(), 1, order)
 
 
-def _ascending(row: list[int]) -> bool:
-    return all(map(operator.lt, row, row[1:]))
+def _in_range_ascending(row: list[int], n: int) -> bool:
+    """-1, row..., n strictly increase: the row is ascending, unique and inside [0, n)."""
+    return all(map(operator.lt, [-1, *row], [*row, n]))
 
 
 def build_pruner(spec: "PrunerSpec | str | Path | Mapping[str, Any]", catalog: Catalog | None = None) -> Pruner:

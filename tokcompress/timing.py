@@ -2,7 +2,7 @@
 
 On a shared or throttled machine the load drifts during a measurement. Timing the configurations
 one after the other and dividing their medians attributes that drift to whichever ran last. Here
-every round runs every configuration once, in an order rotated from round to round, and the speed-up
+every round runs every configuration once, in orders balanced over the rounds, and the speed-up
 of a configuration is the median of its per-round ratios to the reference run of the same round,
 reported with the spread of those ratios and the number of CPU threads. The demo, ``tokcompress
 generate`` and the study tooling's ``prefill_ms`` / ``prefill_speedup`` all time through here.
@@ -22,7 +22,7 @@ import torch
 
 from .errors import InputError
 
-__all__ = ["Ratio", "Comparison", "time_paired"]
+__all__ = ["Ratio", "Comparison", "balanced_orders", "time_paired"]
 
 
 @dataclass(frozen=True)
@@ -69,14 +69,28 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
+def balanced_orders(k: int) -> list[list[int]]:
+    """Orders of ``range(k)`` (a Williams design) in which each item takes every position equally often
+    and follows every other item equally often: k orders for an even k, 2k for an odd one. A plain
+    rotation does the first but not the second (with four items, each follows the same one in three
+    rounds out of four)."""
+    offsets = [0]
+    for step in range(1, k):
+        offsets.append((step + 1) // 2 if step % 2 else k - step // 2)
+    orders = [[(r + o) % k for o in offsets] for r in range(k)]
+    return orders if k % 2 == 0 or k == 1 else orders + [order[::-1] for order in orders]
+
+
 def time_paired(runs: Mapping[str, Callable[[], Any]], reference: str, *, rounds: int = 7, warmup: int = 1,
                 around: Mapping[str, Callable[[], ContextManager]] | None = None,
                 clock: Callable[[], float] = time.perf_counter, sync: Callable[[], None] = _sync) -> Comparison:
     """Time every callable of `runs` once per round for `rounds` rounds, after `warmup` untimed rounds.
 
     `around[name]()` is a context entered before and left after each run of `name`, outside the timed
-    span (e.g. attaching a pruner). The order of the runs rotates every round, so no configuration
-    always follows the same one. `clock` and `sync` are injectable (tests use a fake clock).
+    span (e.g. attaching a pruner). The rounds cycle through the orders of `balanced_orders`: every
+    configuration runs at every position and right after every other one equally often, so neither a
+    place in the round nor what ran just before (what it left in the caches) favours any of them.
+    `clock` and `sync` are injectable (tests use a fake clock).
     """
     if reference not in runs:
         raise InputError(f"time_paired: reference {reference!r} is not one of the runs {sorted(runs)}")
@@ -84,10 +98,10 @@ def time_paired(runs: Mapping[str, Callable[[], Any]], reference: str, *, rounds
         raise InputError(f"time_paired: rounds must be >= 1 and warmup >= 0, got {rounds}, {warmup}")
     around = around or {}
     names = list(runs)
+    orders = balanced_orders(len(names))
     ms: dict[str, list[float]] = {name: [] for name in names}
     for r in range(warmup + rounds):
-        shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
+        for name in (names[i] for i in orders[r % len(orders)]):
             with around.get(name, contextlib.nullcontext)():
                 sync()
                 start = clock()

@@ -64,16 +64,14 @@ class VisualTokens:
     text_features: torch.Tensor | None = None
     check_values: bool = field(default=True, repr=False, compare=False)
     _layouts: tuple[Layout, ...] | None = field(default=None, init=False, repr=False, compare=False)
-    _present: frozenset[str] = field(default=frozenset(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Construction runs on every prefill, right after the model's own work has evicted this code from
-        # the caches; slots spare it building an instance dict, and only the given fields are checked.
-        present = frozenset(n for n in DATA_FIELDS if getattr(self, n) is not None)
-        object.__setattr__(self, "_present", present)
-        object.__setattr__(self, "_layouts", self._validate(present))
+        # the caches, where each Python step costs several times its warm time: slots spare building an
+        # instance dict, and only the fields given are checked.
+        object.__setattr__(self, "_layouts", self._validate())
 
-    def _validate(self, present: frozenset[str]) -> tuple[Layout, ...] | None:
+    def _validate(self) -> tuple[Layout, ...] | None:
         """Check every given field; return the layout of each row."""
         f = self.features
         if not isinstance(f, torch.Tensor):
@@ -92,12 +90,11 @@ class VisualTokens:
                 empty = (~self.mask.any(dim=1)).nonzero().flatten().tolist()
                 raise InputError(f"VisualTokens.mask: rows {empty} have no valid token")
         for name, (extra, desc) in TOKEN_FIELDS.items():
-            if name in present:
+            if getattr(self, name) is not None:
                 self._check(name, (B, N), extra, desc)
         T = None
         for name, (extra, desc) in TEXT_FIELDS.items():
-            if name in present:
-                t = getattr(self, name)
+            if (t := getattr(self, name)) is not None:
                 if T is None and t.dim() >= 2:  # the first text field fixes T; the others must agree
                     T = t.shape[1]
                 self._check(name, (B, T), extra, desc)
@@ -107,6 +104,9 @@ class VisualTokens:
             self._check_mask("text_mask", (B, T))
         if self.check_values:
             self._scan_finite("features", f)
+        layout = self.layout
+        if isinstance(layout, Layout) and self.mask is None and layout.num_tokens == N:
+            return (layout,) * B  # the common case: one layout that fits every row
         return self._resolve_layouts(B, N)
 
     # -- validation helpers -------------------------------------------------------------
@@ -217,7 +217,7 @@ class VisualTokens:
 
     def present(self) -> frozenset[str]:
         """Names of the fields this batch carries."""
-        return self._present
+        return frozenset(n for n in DATA_FIELDS if getattr(self, n) is not None)
 
     def rows(self, rows: Sequence[int]) -> "VisualTokens":
         """The batch of rows `rows` only (every field, masks and layouts included): views of consecutive
@@ -226,7 +226,7 @@ class VisualTokens:
         start = rows[0] if rows else 0
         consecutive = rows == list(range(start, start + len(rows)))
         pick = slice(start, start + len(rows)) if consecutive else torch.tensor(rows, dtype=torch.long, device=self.device)
-        out = {n: t[pick] for n in self._present if isinstance(t := getattr(self, n), torch.Tensor)}
+        out = {n: t[pick] for n in DATA_FIELDS if isinstance(t := getattr(self, n), torch.Tensor)}
         if self._layouts is not None:
             out["layout"] = [self._layouts[r] for r in rows]
         return VisualTokens(**out, check_values=False)

@@ -3,7 +3,7 @@
 Shared by ``tokcompress demo`` and ``tokcompress generate``. Prefill is one forward as ``generate``
 runs its first step (``use_cache=True``, ``logits_to_keep=1``), selection included, timed with
 `tokcompress.timing.time_paired`: warm-up, then rounds in which every configuration runs once in a
-rotated order; a speed-up is the median of per-round ratios to the unpruned run of the same round,
+balanced order (`timing.balanced_orders`); a speed-up is the median of per-round ratios to the unpruned run of the same round,
 shown with its spread and next to the speed-up the FLOPs predict.
 """
 
