@@ -95,12 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     fields = {name: getattr(full, name) for name in sorted(pruner.requires)}
     tokens = VisualTokens(full.features, layout=full.layout, **fields)
 
-    def stages() -> None:
-        scores = pruner.scorer.score(tokens) if pruner.scorer else None
-        if pruner.debiaser:
-            scores = pruner.debiaser.debias(scores, tokens)
+    def stages() -> tuple:
+        """Each stage's output: raw scores, debiased scores, graph, picks."""
+        raw = pruner.scorer.score(tokens) if pruner.scorer else None
+        scores = pruner.debiaser.debias(raw, tokens) if pruner.debiaser else raw
         graph = pruner.graph.build(tokens) if pruner.graph else None
-        pruner.selector.select(tokens, scores, graph, args.keep)
+        return raw, scores, graph, pruner.selector.select(tokens, scores, graph, args.keep)
 
     def built(check_values: bool) -> None:
         tokens = VisualTokens(full.features, layout=full.layout, **fields, check_values=check_values)
@@ -144,10 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     # alone, its code and data in the caches from the call before (after a real selection they are
     # not: that is the figure above).
     clock.remove()
-    raw = pruner.scorer.score(tokens) if pruner.scorer else None
-    scores = pruner.debiaser.debias(raw, tokens) if pruner.debiaser else raw
-    graph = pruner.graph.build(tokens) if pruner.graph else None
-    picks = pruner.selector.select(tokens, scores, graph, args.keep)
+    raw, scores, graph, picks = stages()
     for stage, method, value in ((pruner.scorer, "score", raw), (pruner.debiaser, "debias", scores),
                                  (pruner.graph, "build", graph), (pruner.selector, "select", picks)):
         if stage is not None:

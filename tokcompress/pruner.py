@@ -131,7 +131,6 @@ class Pruner:
         for component in self.components():
             for field in sorted(component.requires()):
                 self.requires.setdefault(field, []).append(label(component))
-        self._required = tuple(self.requires)
 
     def components(self) -> list[Component]:
         return [c for c in (self.scorer, self.debiaser, self.graph, self.selector, self.merger) if c is not None]
@@ -230,7 +229,7 @@ class Pruner:
         """Each row's kept count, after checking the input is a batch carrying what the stages need."""
         if not isinstance(tokens, VisualTokens):
             raise InputError(f"select expects VisualTokens, got {type(tokens).__name__}")
-        for field in self._required:
+        for field in self.requires:
             if getattr(tokens, field) is None:
                 self._refuse_missing(tokens.present())
         if type(keep) is int and keep >= 1 and ratio is None and budget is None and tokens.mask is None:

@@ -104,9 +104,6 @@ class VisualTokens:
             self._check_mask("text_mask", (B, T))
         if self.check_values:
             self._scan_finite("features", f)
-        layout = self.layout
-        if isinstance(layout, Layout) and self.mask is None and layout.num_tokens == N:
-            return (layout,) * B  # the common case: one layout that fits every row
         return self._resolve_layouts(B, N)
 
     # -- validation helpers -------------------------------------------------------------
@@ -159,6 +156,8 @@ class VisualTokens:
     def _resolve_layouts(self, B: int, N: int) -> tuple[Layout, ...] | None:
         if self.layout is None:
             return None
+        if isinstance(self.layout, Layout) and self.mask is None and self.layout.num_tokens == N:
+            return (self.layout,) * B  # the common case: one layout that fits every row, nothing to loop over
         layouts = (self.layout,) * B if isinstance(self.layout, Layout) else tuple(self.layout)
         if len(layouts) != B:
             raise InputError(f"VisualTokens.layout has {len(layouts)} entries for a batch of {B}")

@@ -3,8 +3,8 @@
 Shared by ``tokcompress demo`` and ``tokcompress generate``. Prefill is one forward as ``generate``
 runs its first step (``use_cache=True``, ``logits_to_keep=1``), selection included, timed with
 `tokcompress.timing.time_paired`: warm-up, then rounds in which every configuration runs once in a
-balanced order (`timing.balanced_orders`); a speed-up is the median of per-round ratios to the unpruned run of the same round,
-shown with its spread and next to the speed-up the FLOPs predict.
+balanced order (`timing.balanced_orders`); a speed-up is the median of per-round ratios to the
+unpruned run of the same round, shown with its spread and next to the speed-up the FLOPs predict.
 """
 
 from __future__ import annotations
